@@ -1,0 +1,58 @@
+"""Start-up validation of a config: every problem in one clear message, before any compilation.
+
+ml_collections already rejects unknown keys and wrong types in ``--config.x.y=v``
+overrides; this checks the values and their combinations.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message lists every problem found."""
+
+
+def _problems(config: ml_collections.ConfigDict) -> list[str]:
+    from jaxseg import losses, metrics, models
+    from jaxseg.optim import OPTIMIZERS
+
+    out = []
+    for section in ("data", "model", "loss", "optimizer", "train", "eval"):
+        if section not in config:
+            out.append(f"missing section config.{section}")
+    if out:
+        return out
+    if config.model.get("name") not in models.available():
+        out.append(f"config.model.name={config.model.get('name')!r} is not a model; "
+                   f"available: {', '.join(models.available())}")
+    try:
+        losses.build_loss(config.loss)
+    except ValueError as e:
+        out.append(f"config.loss: {e}")
+    unknown = [m for m in config.eval.metrics if m not in metrics.available()]
+    if unknown:
+        out.append(f"config.eval.metrics: unknown {unknown}; available: {', '.join(metrics.available())}")
+    if config.eval.checkpoint_metric not in ("loss", *config.eval.metrics):
+        out.append(f"config.eval.checkpoint_metric={config.eval.checkpoint_metric!r} is not among "
+                   f"config.eval.metrics {list(config.eval.metrics)} (or 'loss')")
+    if config.eval.checkpoint_mode not in ("max", "min"):
+        out.append("config.eval.checkpoint_mode must be 'max' or 'min'")
+    if config.optimizer.get("name") not in OPTIMIZERS:
+        out.append(f"config.optimizer.name={config.optimizer.get('name')!r}; available: {', '.join(OPTIMIZERS)}")
+    if config.train.epochs < 1 or config.train.batch_size < 1:
+        out.append("config.train.epochs and config.train.batch_size must be positive")
+    if config.train.dtype not in ("float32", "bfloat16", "float16"):
+        out.append(f"config.train.dtype={config.train.dtype!r}; use float32, bfloat16 or float16")
+    depth = config.model.get("depth")
+    size = config.data.get("image_size")
+    if depth and size and size % 2 ** (depth - 1):
+        out.append(f"config.data.image_size={size} is not divisible by 2^(depth-1)={2 ** (depth - 1)} "
+                   f"(config.model.depth={depth})")
+    return out
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+    problems = _problems(config)
+    if problems:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))

@@ -1,0 +1,38 @@
+"""Datasets by name: ``get_source(config, process_index, process_count)``.
+
+Every source serves the same interface (``jaxseg.data.pipeline.ArraySource``):
+``train_batches(epoch)``, ``eval_batches()``, ``steps_per_epoch``, ``image_shape``.
+TensorFlow is imported only inside this package.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+DATASETS = ("synthetic",)
+
+
+def _synthetic(config, process_index: int, process_count: int):
+    from jaxseg.data import synthetic
+    from jaxseg.data.pipeline import ArraySource
+
+    d = config.data
+    train = synthetic.generate(d.num_train, d.image_size, d.task, seed=d.seed, start=0)
+    val = synthetic.generate(d.num_val, d.image_size, d.task, seed=d.seed, start=d.num_train)
+    return ArraySource(dict(image=train[0], mask=train[1]), dict(image=val[0], mask=val[1]),
+                       config.train.batch_size, seed=config.seed,
+                       process_index=process_index, process_count=process_count)
+
+
+_BUILDERS: dict[str, Callable] = {"synthetic": _synthetic}
+
+
+def available() -> list[str]:
+    return sorted(_BUILDERS)
+
+
+def get_source(config, process_index: int = 0, process_count: int = 1):
+    name = config.data.name
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(available())}")
+    return _BUILDERS[name](config, process_index, process_count)

@@ -1,0 +1,134 @@
+"""Run logs: ``metrics.jsonl`` and TensorBoard scalar event files, with no TensorFlow.
+
+TensorBoard reads TFRecord files of ``Event`` protocol buffers. We write the
+few fields scalars need by hand (Event: wall_time=1 double, step=2 int64,
+file_version=3 string, summary=5; Summary.value=1; Value: tag=1, simple_value=2
+float) framed as TFRecords: uint64 length, masked CRC32C of the length, data,
+masked CRC32C of the data (CRC32C = Castagnoli, reflected polynomial 0x82F63B78;
+mask(c) = ((c >> 15) | (c << 17)) + 0xa282ead8 mod 2^32).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+import time
+from pathlib import Path
+from typing import Mapping
+
+
+def _crc32c_table():
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_TABLE = _crc32c_table()
+
+
+def crc32c(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = _TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def _masked_crc(data: bytes) -> int:
+    c = crc32c(data)
+    return (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _varint(n: int) -> bytes:
+    n &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _field_bytes(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _event(step: int, wall_time: float, *, file_version: str | None = None,
+           scalars: Mapping[str, float] | None = None) -> bytes:
+    msg = _varint(1 << 3 | 1) + struct.pack("<d", wall_time) + _varint(2 << 3 | 0) + _varint(step)
+    if file_version is not None:
+        msg += _field_bytes(3, file_version.encode())
+    if scalars:
+        summary = b"".join(
+            _field_bytes(1, _field_bytes(1, tag.encode()) + _varint(2 << 3 | 5) + struct.pack("<f", float(v)))
+            for tag, v in scalars.items())
+        msg += _field_bytes(5, summary)
+    return msg
+
+
+def _record(data: bytes) -> bytes:
+    length = struct.pack("<Q", len(data))
+    return length + struct.pack("<I", _masked_crc(length)) + data + struct.pack("<I", _masked_crc(data))
+
+
+class TensorBoardWriter:
+    """Appends scalar summaries to ``logdir/events.out.tfevents.<time>.<host>``."""
+
+    def __init__(self, logdir: str | os.PathLike):
+        Path(logdir).mkdir(parents=True, exist_ok=True)
+        name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
+        self.path = Path(logdir) / name
+        self._f = open(self.path, "ab")
+        self._f.write(_record(_event(0, time.time(), file_version="brain.Event:2")))
+        self._f.flush()
+
+    def scalars(self, step: int, values: Mapping[str, float]) -> None:
+        finite = {k: float(v) for k, v in values.items() if isinstance(v, (int, float))}
+        self._f.write(_record(_event(step, time.time(), scalars=finite)))
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class MetricsLog:
+    """``metrics.jsonl``: one JSON object per evaluation.
+
+    On resume from a checkpoint after epoch ``k``, records of later epochs (written
+    before a crash but not covered by a checkpoint) are dropped, so the file always
+    matches the run that continues.
+    """
+
+    def __init__(self, path: str | os.PathLike, keep_through_epoch: int):
+        self.path = Path(path)
+        kept = [r for r in self.read(self.path) if r.get("epoch", 0) <= keep_through_epoch]
+        with open(self.path, "w") as f:
+            for r in kept:
+                f.write(json.dumps(r) + "\n")
+
+    @staticmethod
+    def read(path: str | os.PathLike) -> list[dict]:
+        path = Path(path)
+        if not path.exists():
+            return []
+        records = []
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if line:
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:  # a line cut by a crash mid-write
+                    break
+        return records
+
+    def write(self, record: Mapping) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(dict(record)) + "\n")
