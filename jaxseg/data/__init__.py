@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-DATASETS = ("synthetic",)
+DATASETS = ("synthetic", "covid_qu_ex", "folder", "histopathology")
 
 
 def _synthetic(config, process_index: int, process_count: int):
@@ -24,7 +24,26 @@ def _synthetic(config, process_index: int, process_count: int):
                        process_index=process_index, process_count=process_count)
 
 
-_BUILDERS: dict[str, Callable] = {"synthetic": _synthetic}
+def _covid_qu_ex(config, process_index: int, process_count: int):
+    from jaxseg.data import covid_qu_ex
+
+    return covid_qu_ex.load(config, process_index, process_count)
+
+
+def _folder(config, process_index: int, process_count: int):
+    from jaxseg.data import folder
+
+    return folder.load(config, process_index, process_count)
+
+
+def _histopathology(config, process_index: int, process_count: int):
+    from jaxseg.data import histopathology
+
+    return histopathology.load(config, process_index, process_count)
+
+
+_BUILDERS: dict[str, Callable] = {"synthetic": _synthetic, "covid_qu_ex": _covid_qu_ex, "folder": _folder,
+                                  "histopathology": _histopathology}
 
 
 def available() -> list[str]:

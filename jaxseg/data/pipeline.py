@@ -4,6 +4,13 @@ Every dataset ends up as arrays (or a cache of them) served through the same
 ``ArraySource``: a per-epoch seeded shuffle, batching, optional augmentation,
 and prefetch. The order of epoch ``e`` depends only on ``(seed, e)``, so a run
 resumed at an epoch boundary sees exactly the batches of an uninterrupted run.
+
+Real datasets keep their arrays as ``uint8`` (a quarter of the memory): an
+``image`` stored as ``uint8`` is served as float32 in [0, 1] (``v / 255``) and a
+``uint8`` ``mask`` as float32 {0, 1}, so batches always follow the NHWC float32
+convention. With ``sample_weights`` an epoch draws its examples with
+replacement, with probabilities proportional to the weights (the thesis's
+"non-uniform sampling", Tables 7-8), still determined by (seed, epoch).
 """
 
 from __future__ import annotations
@@ -26,6 +33,29 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch, 0x5E6]).permutation(n)
 
 
+def epoch_sample(weights: np.ndarray, seed: int, epoch: int) -> np.ndarray:
+    """``len(weights)`` indices drawn with replacement, P(i) proportional to ``weights[i]``."""
+    p = np.asarray(weights, np.float64)
+    return np.random.default_rng([seed, epoch, 0x5E7]).choice(len(p), size=len(p), p=p / p.sum())
+
+
+def _as_float(batch, cast, scale):
+    """uint8 ``image`` -> float32 / 255 and uint8 ``mask`` -> float32; other entries unchanged."""
+    out = dict(batch)
+    for key, factor in (("image", 1.0 / 255.0), ("mask", 1.0)):
+        if key in out and out[key].dtype in (np.uint8, tf.uint8):
+            out[key] = scale(cast(out[key]), factor)
+    return out
+
+
+def _tf_float(batch):
+    return _as_float(batch, lambda x: tf.cast(x, tf.float32), lambda x, f: x * f if f != 1.0 else x)
+
+
+def _np_float(batch):
+    return _as_float(batch, lambda x: x.astype(np.float32), lambda x, f: x * np.float32(f) if f != 1.0 else x)
+
+
 class ArraySource:
     """Train/validation batches from dicts of NHWC arrays.
 
@@ -35,11 +65,14 @@ class ArraySource:
       seed: shuffle seed.
       augment: optional ``fn(batch_dict_of_tf_tensors, seed_tensor) -> batch`` run in tf.data
         on each training batch with a stateless seed derived from (seed, epoch, step).
+      sample_weights: optional per-training-example weights for non-uniform sampling.
     """
 
     def __init__(self, train: Mapping[str, np.ndarray], val: Mapping[str, np.ndarray],
                  batch_size: int, seed: int = 0, augment: Callable | None = None,
-                 process_index: int = 0, process_count: int = 1):
+                 process_index: int = 0, process_count: int = 1,
+                 sample_weights: np.ndarray | None = None):
+        self.sample_weights = None if sample_weights is None else np.asarray(sample_weights, np.float64)
         self.train = {k: np.asarray(v) for k, v in train.items()}
         self.val = {k: np.asarray(v) for k, v in val.items()}
         self.batch_size = int(batch_size)
@@ -51,6 +84,10 @@ class ArraySource:
         if self.num_train < self.batch_size:
             raise ValueError(f"the training set has {self.num_train} examples, fewer than one batch "
                              f"of {self.batch_size}")
+        if self.sample_weights is not None and (
+                self.sample_weights.shape != (self.num_train,) or (self.sample_weights < 0).any()
+                or not self.sample_weights.sum() > 0):
+            raise ValueError(f"sample_weights must be {self.num_train} non-negative numbers, not all zero")
 
     @property
     def num_train(self) -> int:
@@ -81,12 +118,16 @@ class ArraySource:
 
     def train_batches(self, epoch: int) -> Iterator[Batch]:
         """Yields ``steps_per_epoch`` host-local batches of epoch ``epoch``."""
-        perm = epoch_permutation(self.num_train, self.seed, epoch)[: self.steps_per_epoch * self.batch_size]
+        if self.sample_weights is None:
+            perm = epoch_permutation(self.num_train, self.seed, epoch)
+        else:
+            perm = epoch_sample(self.sample_weights, self.seed, epoch)
+        perm = perm[: self.steps_per_epoch * self.batch_size]
         arrays = {k: v for k, v in self.train.items()}
         ds = tf.data.Dataset.from_tensor_slices(perm.astype(np.int64))
         ds = ds.batch(self.batch_size, drop_remainder=True)
         tensors = {k: tf.constant(v) for k, v in arrays.items()}
-        ds = ds.map(lambda idx: {k: tf.gather(t, idx) for k, t in tensors.items()},
+        ds = ds.map(lambda idx: _tf_float({k: tf.gather(t, idx) for k, t in tensors.items()}),
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         if self.augment is not None:
             steps = tf.data.Dataset.range(self.steps_per_epoch)
@@ -102,7 +143,7 @@ class ArraySource:
         n, bs = self.num_val, self.batch_size
         for start in range(0, n, bs):
             stop = min(start + bs, n)
-            batch = {k: v[start:stop] for k, v in self.val.items()}
+            batch = _np_float({k: v[start:stop] for k, v in self.val.items()})
             pad = bs - (stop - start)
             valid = np.ones((bs,), bool)
             if pad:
@@ -111,3 +152,23 @@ class ArraySource:
                          for k, v in batch.items()}
             batch["valid"] = valid
             yield self._local(batch)
+
+
+def source_from_arrays(train: Mapping[str, np.ndarray], val: Mapping[str, np.ndarray], config,
+                       process_index: int = 0, process_count: int = 1,
+                       sample_weights: np.ndarray | None = None, **augment_overrides) -> ArraySource:
+    """An ``ArraySource`` with the augmentation and crops that ``config.data`` asks for.
+
+    With ``crop_size`` set, validation arrays are centre-cropped (thesis Tables 7-8,
+    "crop validation images"), and so are training arrays when augmentation is off.
+    """
+    from jaxseg.data.augment import AugmentConfig, center_crop, make_augment
+
+    aug = AugmentConfig.from_config(config.data, **augment_overrides)
+    if aug.crop_size is not None:
+        val = center_crop(val, aug.crop_size)
+        if not aug.augment:
+            train = center_crop(train, aug.crop_size)
+    return ArraySource(train, val, config.train.batch_size, seed=config.seed, augment=make_augment(aug),
+                       process_index=process_index, process_count=process_count,
+                       sample_weights=sample_weights)
