@@ -201,13 +201,10 @@ def load_split(builder: CovidQuEx, split: str, image_size: int | None = None,
 
 
 def split_arrays(arrays: dict, val_fraction: float, seed: int) -> tuple[dict, dict]:
-    """A seeded random split: ``round(n * val_fraction)`` examples (at least 1) go to validation."""
-    n = len(arrays["image"])
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    n_val = min(n - 1, max(1, round(n * val_fraction)))
-    perm = np.random.default_rng([seed, 0xC0F1D]).permutation(n)
-    val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    """A seeded random split of every array (see ``pipeline.seeded_split``)."""
+    from jaxseg.data.pipeline import seeded_split
+
+    train_idx, val_idx = seeded_split(len(arrays["image"]), val_fraction, seed)
     return ({k: v[train_idx] for k, v in arrays.items()}, {k: v[val_idx] for k, v in arrays.items()})
 
 

@@ -39,6 +39,17 @@ def epoch_sample(weights: np.ndarray, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch, 0x5E7]).choice(len(p), size=len(p), p=p / p.sum())
 
 
+def seeded_split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) sorted index arrays: ``round(n * val_fraction)`` (at least 1) random examples validate."""
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    if n < 2:
+        raise ValueError(f"cannot split {n} example(s) into training and validation sets")
+    n_val = min(n - 1, max(1, round(n * val_fraction)))
+    perm = np.random.default_rng([seed, 0xC0F1D]).permutation(n)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
 def _as_float(batch, cast, scale):
     """uint8 ``image`` -> float32 / 255 and uint8 ``mask`` -> float32; other entries unchanged."""
     out = dict(batch)

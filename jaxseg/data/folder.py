@@ -1,0 +1,163 @@
+"""Bring-your-own datasets: a folder of images and a folder of masks with matching names.
+
+Layout under ``config.data.root``::
+
+    images/   case001.png  case002.jpg  case003.tif ...   (PNG, JPEG, BMP or TIFF)
+    masks/    case001.png  case002.png  case003.tif ...   (same names; the extension may differ)
+    splits/   train.txt  val.txt                          (optional)
+
+* Images are read as grayscale (``config.data.channels = 1``, the default; RGB
+  files are converted) or RGB (``channels = 3``), 8- or 16-bit.
+* Masks: for a binary task (``config.model.num_classes`` 1) 0/1 or 0/255, served
+  as one {0,1} channel; for ``num_classes = C > 1`` integer labels 0..C-1
+  (e.g. a palette PNG), served one-hot with C channels.
+* Every pair is resized to ``config.data.image_size`` (bilinear image,
+  nearest mask) when it is not already that size.
+* Splits: ``splits/val.txt`` (and optionally ``splits/train.txt``; otherwise the
+  rest trains) list one name per line, with or without extension, ``#``
+  comments allowed. Without lists, a random ``val_fraction`` (default 0.2) of
+  the pairs, drawn with ``config.data.seed``, validates.
+
+An empty folder, duplicate names (``a.png`` and ``a.jpg``), an image without a
+mask or a mask without an image, a list naming an unknown file, an unreadable
+file, a size mismatch or stray mask values raise a ``DataError`` naming the
+file. With ``config.data.skip_bad_files`` unreadable or inconsistent pairs are
+left out instead and listed in the log (structural problems still raise).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+
+import numpy as np
+
+from jaxseg.data import io
+from jaxseg.data.errors import DataError
+
+log = logging.getLogger(__name__)
+DEFAULT_VAL_FRACTION = 0.2
+
+
+def index_folder(folder: str) -> dict[str, str]:
+    """{stem: file name} of the image files in ``folder``; ``DataError`` on empty folders or duplicate stems."""
+    if not os.path.isdir(folder):
+        raise DataError(folder, "missing folder; a folder dataset needs images/ and masks/ side by side")
+    stems: dict[str, str] = {}
+    for name in sorted(os.listdir(folder)):
+        stem, ext = os.path.splitext(name)
+        if ext.lower() not in io.IMAGE_EXTENSIONS or name.startswith("."):
+            continue
+        if stem in stems:
+            raise DataError(os.path.join(folder, name), f"duplicate name: {stems[stem]} has the same stem")
+        stems[stem] = name
+    if not stems:
+        raise DataError(folder, f"no image files ({', '.join(io.IMAGE_EXTENSIONS)}) in this folder")
+    return stems
+
+
+def match_pairs(root: str) -> list[tuple[str, str, str]]:
+    """Sorted (stem, image path, mask path); every image needs a mask and every mask an image."""
+    image_dir, mask_dir = os.path.join(root, "images"), os.path.join(root, "masks")
+    if not os.path.isdir(root):
+        raise DataError(root or "<config.data.root is empty>", "dataset folder not found; set "
+                        "--config.data.root to a folder with images/ and masks/")
+    images, masks = index_folder(image_dir), index_folder(mask_dir)
+    for stem in sorted(set(images) - set(masks)):
+        raise DataError(os.path.join(image_dir, images[stem]), f"image has no mask in {mask_dir}")
+    for stem in sorted(set(masks) - set(images)):
+        raise DataError(os.path.join(mask_dir, masks[stem]), f"mask has no image in {image_dir}")
+    return [(s, os.path.join(image_dir, images[s]), os.path.join(mask_dir, masks[s])) for s in sorted(images)]
+
+
+def read_pair(image_path: str, mask_path: str, size: int, channels: int, num_classes: int):
+    """One checked pair at ``size``: image (size, size, channels) uint8, mask (size, size, C) uint8."""
+    image = io.read_image(image_path, channels)
+    mask = io.read_mask(mask_path, num_classes if num_classes > 1 else None)
+    io.check_same_size(image, mask, image_path, mask_path)
+    image, mask = io.resize(image, size, nearest=False), io.resize(mask, size, nearest=True)
+    if image.ndim == 2:
+        image = image[..., None]
+    if num_classes > 1:
+        mask = (mask[..., None] == np.arange(num_classes, dtype=np.uint8)).astype(np.uint8)
+    else:
+        mask = mask[..., None]
+    return image, mask
+
+
+def read_split_list(path: str, stems: list[str]) -> list[str]:
+    """The stems a split list names (one per line, extension optional); ``DataError`` for unknown names."""
+    known = set(stems)
+    out = []
+    with open(path) as f:
+        for line_no, line in enumerate(f, 1):
+            name = line.split("#", 1)[0].strip()
+            if not name:
+                continue
+            stem = name if name in known else os.path.splitext(name)[0]
+            if stem not in known:
+                raise DataError(path, f"line {line_no}: {name!r} is not in images/")
+            out.append(stem)
+    return out
+
+
+def split_stems(root: str, stems: list[str], val_fraction: float | None, seed: int):
+    """(train stems, val stems) from ``splits/*.txt`` when present, else a seeded random split."""
+    from jaxseg.data.pipeline import seeded_split
+
+    val_list, train_list = (os.path.join(root, "splits", f) for f in ("val.txt", "train.txt"))
+    if os.path.exists(val_list):
+        val = read_split_list(val_list, stems)
+        train = read_split_list(train_list, stems) if os.path.exists(train_list) else \
+            [s for s in stems if s not in set(val)]
+        both = sorted(set(train) & set(val))
+        if both:
+            raise DataError(val_list, f"{both[0]!r} is listed for both training and validation")
+        return train, val
+    train_idx, val_idx = seeded_split(len(stems), val_fraction or DEFAULT_VAL_FRACTION, seed)
+    return [stems[i] for i in train_idx], [stems[i] for i in val_idx]
+
+
+def read_pairs(pairs, size: int, channels: int, num_classes: int, skip_bad_files: bool = False,
+               workers: int = 4):
+    """Decodes pairs in a thread pool (order kept): ({'image', 'mask'} uint8 arrays, skipped messages)."""
+    def one(pair):
+        try:
+            return read_pair(pair[1], pair[2], size, channels, num_classes)
+        except DataError as e:
+            if not skip_bad_files:
+                raise
+            return str(e)
+
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(one, pairs))
+    skipped = [r for r in results if isinstance(r, str)]
+    kept = [r for r in results if not isinstance(r, str)]
+    for message in skipped:
+        log.warning("skipped bad file: %s", message)
+    if not kept:
+        raise DataError(os.path.dirname(pairs[0][1]) if pairs else "<no pairs>", "no readable image/mask pairs")
+    return {"image": np.stack([k[0] for k in kept]), "mask": np.stack([k[1] for k in kept])}, skipped
+
+
+def load_arrays(config) -> tuple[dict, dict, list[str]]:
+    """(train arrays, val arrays, skipped files) for the folder dataset that ``config.data`` describes."""
+    d = config.data
+    pairs = match_pairs(d.root)
+    train_stems, val_stems = split_stems(d.root, [p[0] for p in pairs], d.val_fraction, d.get("seed", 0))
+    by_stem = {p[0]: p for p in pairs}
+    kw = dict(size=d.image_size, channels=d.get("channels", 1),
+              num_classes=config.get("model", {}).get("num_classes", 1),
+              skip_bad_files=d.get("skip_bad_files", False))
+    train, skipped_train = read_pairs([by_stem[s] for s in train_stems], **kw)
+    val, skipped_val = read_pairs([by_stem[s] for s in val_stems], **kw)
+    return train, val, skipped_train + skipped_val
+
+
+def load(config, process_index: int = 0, process_count: int = 1):
+    """The ``folder`` source for the trainer."""
+    from jaxseg.data.pipeline import source_from_arrays
+
+    train, val, _ = load_arrays(config)
+    return source_from_arrays(train, val, config, process_index, process_count)
