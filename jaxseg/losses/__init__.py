@@ -1,8 +1,31 @@
-"""Loss registry: ``build_loss(config.loss)`` returns the trainer's loss function.
+"""Loss registry: ``build_loss(config.loss)`` returns the trainer's ``loss_fn(logits, batch, epoch)``.
 
-A loss function takes arrays, ``fn(logits, labels, **params) -> scalar``.
-The trainer's loss is ``loss_fn(logits, batch, epoch) -> (loss, aux)``, where
-``aux`` is a dict of scalars logged next to the loss.
+Every registered loss takes NHWC arrays, ``fn(logits, labels, **params) -> scalar``
+(``labels`` = ``batch['mask']``; the boundary loss also takes ``batch['dist']``
+when the batch carries it, and otherwise computes the signed distance map on
+device). ``loss_fn`` returns ``(loss, aux)``; the trainer logs every aux scalar
+as ``train/<key>``.
+
+``config.loss`` schema (a mapping or ml_collections ConfigDict):
+
+* one loss: ``{'name': 'tversky', 'alpha': 0.7, 'beta': 0.3}`` — the loss's
+  keyword parameters beside its name.
+* a combination: ``{'terms': [{'name': ..., 'weight': w, **params}, ...],
+  'combine': 'sum' | 'convex', 'schedule': {'kind': ..., **params}}`` — see
+  ``jaxseg.losses.combine``: the last term is the scheduled one, ``weight``
+  (default 1) a static factor, no ``schedule`` means L = Σ wᵢ·Lᵢ. aux holds
+  ``alpha`` (when scheduled), ``loss_<term>`` and ``weight_<term>`` (the weight
+  in force).
+
+Thesis Table 7, combined (linear), in full::
+
+    {'terms': [{'name': 'tversky', 'alpha': 0.7, 'beta': 0.3},
+               {'name': 'boundary', 'clamp': 128.0, 'rescale': 128.0}],
+     'combine': 'convex',
+     'schedule': {'kind': 'rebalance', 'alpha': 0.5, 'every': 20, 'step': 0.2, 'floor': 0.1}}
+
+An unknown loss, parameter, combine mode or schedule raises ``ValueError``
+naming the available ones.
 """
 
 from __future__ import annotations
@@ -10,40 +33,120 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable, Mapping
 
-from jaxseg.losses.regional import bce, dice
+import jax.numpy as jnp
+
+from jaxseg.losses import combine as _combine
+from jaxseg.losses.boundary import boundary
+from jaxseg.losses.lovasz import lovasz_hinge, lovasz_softmax
+from jaxseg.losses.regional import (bce, cross_entropy, dice, focal, focal_tversky, jaccard, probabilities,
+                                    tversky, weighted_bce)
+
+__all__ = ["available", "get_loss", "build_loss"]
+
+
+def lovasz_hinge_nhwc(logits, labels, per_image: bool = True, alpha: float = 1.0, beta: float = 1.0):
+    """``lovasz_hinge`` on (N, H, W, 1) logits and masks (Berman et al. 2018)."""
+    if logits.shape[-1] != 1:
+        raise ValueError(f"lovasz_hinge is binary (C=1); got {logits.shape[-1]} channels — use lovasz_softmax")
+    return lovasz_hinge(logits[..., 0], labels[..., 0], per_image=per_image, alpha=alpha, beta=beta)
+
+
+def lovasz_softmax_nhwc(logits, labels, classes="present", per_image: bool = False, from_logits: bool = True,
+                        alpha: float = 1.0, beta: float = 1.0):
+    """``lovasz_softmax`` on NHWC logits and one-hot masks; C=1 is (background, foreground).
+
+    With C=1, ``classes=[1]`` is the thesis's binary form f_J(|y − ŷ|) (§5.2.1).
+    """
+    probs = probabilities(logits, from_logits)
+    if probs.shape[-1] == 1:
+        probs = jnp.concatenate([1.0 - probs, probs], axis=-1)
+        labels = jnp.concatenate([1.0 - labels, labels], axis=-1)
+    return lovasz_softmax(probs, labels, classes=classes, per_image=per_image, alpha=alpha, beta=beta)
+
 
 _REGISTRY: dict[str, Callable] = {
     "bce": bce,
+    "weighted_bce": weighted_bce,
+    "cross_entropy": cross_entropy,
+    "focal": focal,
     "dice": dice,
+    "jaccard": jaccard,
+    "tversky": tversky,
+    "focal_tversky": focal_tversky,
+    "lovasz_hinge": lovasz_hinge_nhwc,
+    "lovasz_softmax": lovasz_softmax_nhwc,
+    "boundary": boundary,
 }
+_FROM_BATCH = ("dist",)  # parameters filled from the batch, never from the config
 
 
 def available() -> list[str]:
+    """Names of the registered losses."""
     return sorted(_REGISTRY)
 
 
 def get_loss(name: str) -> Callable:
+    """The registered ``fn(logits, labels, **params)``; ValueError listing the names if unknown."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown loss {name!r}; available: {', '.join(available())}")
     return _REGISTRY[name]
 
 
-def _check_params(name: str, fn: Callable, params: Mapping[str, Any]) -> None:
-    accepted = [p for p in inspect.signature(fn).parameters if p not in ("logits", "labels")]
+def _as_dict(c) -> dict:
+    return c.to_dict() if hasattr(c, "to_dict") else dict(c)
+
+
+def _term(cfg: Mapping[str, Any]):
+    """``(name, fn(logits, batch))`` for one ``{'name': ..., **params}``, parameters checked."""
+    params = dict(cfg)
+    name = params.pop("name", None)
+    fn = get_loss(name)
+    accepted = [p for p in inspect.signature(fn).parameters if p not in ("logits", "labels", *_FROM_BATCH)]
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise ValueError(f"loss {name!r} has no parameter(s) {unknown}; parameters: {accepted}")
+    takes_dist = "dist" in inspect.signature(fn).parameters
+
+    def term(logits, batch):
+        extra = {"dist": batch["dist"]} if takes_dist and "dist" in batch else {}
+        return fn(logits, batch["mask"], **params, **extra)
+
+    return name, term
 
 
 def build_loss(loss_config: Mapping[str, Any]):
-    """``loss_fn(logits, batch, epoch) -> (loss, aux)`` from ``{'name': ..., **params}``."""
-    cfg = dict(loss_config)
-    name = cfg.pop("name", None)
-    fn = get_loss(name)
-    _check_params(name, fn, cfg)
+    """``loss_fn(logits, batch, epoch) -> (loss, aux)`` from ``config.loss`` (schema in the module doc)."""
+    cfg = _as_dict(loss_config)
+    if cfg.get("terms") is None:
+        _, term = _term(cfg)
+        return lambda logits, batch, epoch: (term(logits, batch), {})
+
+    extra = sorted(set(cfg) - {"terms", "combine", "schedule", "name"})
+    if cfg.get("name") is not None or extra:
+        raise ValueError(f"a combined loss takes 'terms', 'combine' and 'schedule' only; got also "
+                         f"{['name'] if cfg.get('name') is not None else []}{extra}")
+    terms_cfg = [_as_dict(t) for t in cfg["terms"]]
+    if not terms_cfg:
+        raise ValueError("loss 'terms' is empty")
+    mode = cfg.get("combine") or "sum"
+    if mode not in _combine.COMBINE_MODES:
+        raise ValueError(f"unknown combine {mode!r}; available: {', '.join(_combine.COMBINE_MODES)}")
+    schedule = cfg.get("schedule")
+    if schedule is None and mode == "convex":
+        raise ValueError("combine='convex' needs a schedule, e.g. {'kind': 'constant', 'alpha': 0.5}")
+    alpha_fn = None if schedule is None else _combine.schedule_fn(_as_dict(schedule), mode)
+    weights = [float(t.pop("weight", 1.0)) for t in terms_cfg]
+    named = [_term(t) for t in terms_cfg]
+    keys = [n if [m for m, _ in named].count(n) == 1 else f"{n}{i}" for i, (n, _) in enumerate(named)]
 
     def loss_fn(logits, batch, epoch):
-        del epoch
-        return fn(logits, batch["mask"], **cfg), {}
+        values = [term(logits, batch) for _, term in named]
+        alpha = jnp.ones((), jnp.float32) if alpha_fn is None else alpha_fn(epoch)
+        total, effective = _combine.combine(values, weights, alpha, mode)
+        aux = {f"loss_{k}": v for k, v in zip(keys, values)}
+        aux.update({f"weight_{k}": jnp.asarray(w, jnp.float32) for k, w in zip(keys, effective)})
+        if alpha_fn is not None:
+            aux["alpha"] = alpha
+        return total, aux
 
     return loss_fn

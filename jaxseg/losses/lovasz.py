@@ -1,0 +1,149 @@
+"""Lovász losses: convex surrogates of the Jaccard loss (Berman et al. 2018; thesis §5.2.1).
+
+For a ground truth y ∈ {0,1}^p and a vector of pixel errors m ∈ ℝ^p, the loss is
+the Lovász extension of the set function "1 − Jaccard of the misclassified set",
+
+    F_J(M) = |M| / |M ∪ P| = (FN + FP) / (TP + FN + FP),
+
+evaluated at m: sort m decreasingly (permutation π) and take
+``Σ_r m_{π_r} · (F(π_1..π_r) − F(π_1..π_{r−1}))``. The increments are
+``lovasz_grad``, computed for all r at once by cumulative sums over the sorted
+labels (FN_r = Σ_{k≤r} y_{π_k}, FP_r = Σ_{k≤r} (1 − y_{π_k})).
+
+``lovasz_grad`` is written for the Tversky set function
+F_T = (α·FN + β·FP)/(TP + α·FN + β·FP): α = β = 1 is Jaccard (the default,
+Berman's loss); α = β = ½ gives a Lovász-Dice and other α, β a Lovász-Tversky
+surrogate. Those are exact extensions (equal to F on {0,1}^p) but, as F_D and F_T
+are not submodular in general (see ``jaxseg.losses.submodular``), not convex.
+
+Everything is vectorised: one sort along the last axis of a (rows, p) array
+(images, or images×classes), cumulative sums, and a dot — no Python loop, so
+``jit`` and ``vmap`` apply. Sorting uses int32 keys: for non-negative floats the
+bit pattern orders like the value (XLA's integer sort is the fast path on GPU).
+Only the order of positive errors matters (zero errors add nothing), so keys are
+built from relu(errors); ignored pixels get weight 0 and key 0.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+__all__ = ["lovasz_grad", "lovasz_hinge", "lovasz_softmax"]
+
+
+def lovasz_grad(gt_sorted, alpha: float = 1.0, beta: float = 1.0, weights=None):
+    """Increments F(π₁..π_r) − F(π₁..π_{r−1}) of the Tversky set loss along the last axis.
+
+    ``F = (α·FN + β·FP)/(TP + α·FN + β·FP)`` with FN_r, FP_r the positives and
+    negatives among the first r sorted pixels and TP_r = |P| − FN_r (Berman et
+    al. 2018, Alg. 1, for α = β = 1). ``weights`` (0/1, same shape) drops
+    ignored pixels. F is 0 where its denominator is 0 (nothing to count).
+    """
+    gt = gt_sorted.astype(jnp.float32)
+    w = jnp.ones_like(gt) if weights is None else weights.astype(jnp.float32)
+    pos, neg = gt * w, (1.0 - gt) * w
+    fn = jnp.cumsum(pos, axis=-1)
+    fp = jnp.cumsum(neg, axis=-1)
+    tp = jnp.sum(pos, axis=-1, keepdims=True) - fn
+    num = alpha * fn + beta * fp
+    den = tp + num
+    f = jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), 0.0)
+    return jnp.diff(f, axis=-1, prepend=jnp.zeros_like(f[..., :1]))
+
+
+def _sort_key(errors):
+    """int32 keys whose ascending order is the decreasing order of relu(errors)."""
+    bits = lax.bitcast_convert_type(jnp.maximum(errors, 0.0).astype(jnp.float32), jnp.int32)
+    return -bits
+
+
+def _lovasz_rows(errors, gt, weights, alpha: float, beta: float):
+    """Σ_r relu(e)_{π_r}·Δ_r for each row of (R, p) errors; π sorts errors decreasingly."""
+    errors = errors.astype(jnp.float32)
+    if weights is not None:
+        errors = jnp.where(weights > 0, errors, 0.0)
+    iota = lax.broadcasted_iota(jnp.int32, errors.shape, errors.ndim - 1)
+    _, perm = lax.sort((_sort_key(errors), iota), dimension=errors.ndim - 1, num_keys=1, is_stable=False)
+    perm = lax.stop_gradient(perm)
+    take = lambda a: jnp.take_along_axis(a, perm, axis=-1)
+    grad = lovasz_grad(take(gt), alpha, beta, None if weights is None else take(weights))
+    return jnp.sum(jax.nn.relu(take(errors)) * grad, axis=-1)
+
+
+def lovasz_hinge(logits, labels, per_image: bool = True, ignore: int | None = None,
+                 alpha: float = 1.0, beta: float = 1.0):
+    """Lovász hinge loss for binary segmentation (Berman et al. 2018, eq. (10)).
+
+    ``loss = f_J(relu(1 − z·s))`` with s = 2y − 1 the label signs, f_J the Lovász
+    extension of the Jaccard set loss (``lovasz_grad``).
+
+    Args:
+      logits: (N, ...) raw scores z (any trailing shape, e.g. NHW or NHW1).
+      labels: same shape, {0,1}; pixels equal to ``ignore`` are left out.
+      per_image: average the loss over images (True) or pool every pixel of
+        the batch into one set (False).
+      alpha, beta: Tversky weights of FN / FP; 1, 1 is Berman's Jaccard loss.
+
+    An image without foreground gives the largest positive error (finite); a
+    batch where every pixel is ignored gives 0.
+    """
+    z = logits.astype(jnp.float32)
+    y = labels.astype(jnp.float32)
+    rows = z.shape[0] if per_image else 1
+    z, y = z.reshape(rows, -1), y.reshape(rows, -1)
+    weights = None
+    if ignore is not None:
+        weights = (y != ignore).astype(jnp.float32)
+        y = y * weights
+    errors = 1.0 - z * (2.0 * y - 1.0)
+    return jnp.mean(_lovasz_rows(errors, y, weights, alpha, beta))
+
+
+def lovasz_softmax(probs, labels, classes: str | Sequence[int] = "present", per_image: bool = False,
+                   ignore: int | None = None, alpha: float = 1.0, beta: float = 1.0):
+    """Lovász-softmax loss (Berman et al. 2018, eq. (12)): mean over classes c of f_J(|y_c − p_c|).
+
+    Args:
+      probs: (N, ..., C) class probabilities (softmax output).
+      labels: (N, ...) integer class map, or (N, ..., C) one-hot (pixels whose
+        one-hot vector is all zero are ignored).
+      classes: 'present' (classes that occur in the labels of the image, or of
+        the batch if not per_image), 'all', or a list of class indices.
+      per_image: loss per image, then the mean over images.
+      ignore: label value left out (integer maps).
+      alpha, beta: Tversky weights of FN / FP; 1, 1 is the Jaccard loss.
+
+    No present class (e.g. every pixel ignored) gives 0.
+    """
+    p = probs.astype(jnp.float32)
+    n_classes = p.shape[-1]
+    if labels.ndim == p.ndim:
+        if ignore is not None:
+            raise ValueError("ignore applies to integer label maps; one-hot pixels of all zeros are ignored")
+        fg = labels.astype(jnp.float32)
+        valid = (jnp.sum(fg, axis=-1) > 0).astype(jnp.float32)
+    else:
+        valid = jnp.ones(labels.shape, jnp.float32) if ignore is None else (labels != ignore).astype(jnp.float32)
+        fg = jax.nn.one_hot(labels, n_classes, dtype=jnp.float32) * valid[..., None]
+    if not isinstance(classes, str):
+        idx = jnp.asarray(classes, jnp.int32)
+        p, fg = p[..., idx], fg[..., idx]
+    elif classes not in ("present", "all"):
+        raise ValueError(f"classes must be 'present', 'all' or a list of class indices; got {classes!r}")
+    rows = p.shape[0] if per_image else 1
+    k = p.shape[-1]
+    # (rows, K, pixels): one Lovász row per image (or batch) and class
+    p = jnp.swapaxes(p.reshape(rows, -1, k), 1, 2)
+    fg = jnp.swapaxes(fg.reshape(rows, -1, k), 1, 2)
+    w = jnp.broadcast_to(valid.reshape(rows, 1, -1), p.shape)
+    losses = _lovasz_rows(jnp.abs(fg - p), fg, w, alpha, beta)  # (rows, K)
+    if classes == "present":
+        present = (jnp.sum(fg, axis=-1) > 0).astype(jnp.float32)
+    else:
+        present = jnp.ones_like(losses) * (jnp.sum(w[:, :1], axis=-1) > 0)
+    per_row = jnp.sum(losses * present, axis=-1) / jnp.maximum(jnp.sum(present, axis=-1), 1.0)
+    return jnp.mean(per_row)
