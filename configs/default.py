@@ -50,6 +50,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.train.dtype = "float32"
     c.train.log_every = 10
     c.train.progress = True
+    c.train.nonfinite = "stop"  # 'stop' | 'skip': a NaN/Inf loss or gradient stops the run, or the step is skipped
 
     c.eval = ml_collections.ConfigDict()
     c.eval.metrics = ("dice", "jaccard")

@@ -1,8 +1,9 @@
 """Orbax checkpoints of a run: ``checkpoints/latest`` and ``checkpoints/best``.
 
-A checkpoint is saved after every epoch under the number of completed epochs:
-the train state (step, params, batch_stats, opt_state) plus a JSON ``meta``
-record (epoch, best metric so far, the validation metrics). ``best`` holds one
+A checkpoint is saved after every epoch (and when a run is preempted) under its
+global step: the train state (step, params, batch_stats, opt_state) plus a JSON
+``meta`` record (completed epochs, step inside the current epoch, running loss
+sum, best metric so far, the last validation metrics). ``best`` holds one
 checkpoint, replaced whenever ``config.eval.checkpoint_metric`` improves.
 Orbax writes each checkpoint to a temporary folder and renames it when complete,
 so a crash mid-save leaves the previous checkpoint intact.
@@ -11,6 +12,7 @@ so a crash mid-save leaves the previous checkpoint intact.
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,18 +45,39 @@ class Checkpointer:
         if best:
             self.best.save(epoch, args=args)
 
-    def latest_epoch(self) -> int | None:
+    def latest_step(self) -> int | None:
         return self.latest.latest_step()
 
-    def restore(self, abstract_state: Any, epoch: int | None = None, which: str = "latest"):
-        """Returns ``(state, meta)`` of checkpoint ``epoch`` (default: newest), or None."""
+    def restore(self, abstract_state: Any, step: int | None = None, which: str = "latest"):
+        """Returns ``(state, meta)`` of checkpoint ``step`` (default: newest), or None."""
         mngr = self.latest if which == "latest" else self.best
-        epoch = mngr.latest_step() if epoch is None else epoch
-        if epoch is None:
+        step = mngr.latest_step() if step is None else step
+        if step is None:
             return None
-        restored = mngr.restore(epoch, args=ocp.args.Composite(
+        restored = mngr.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
         return restored["state"], dict(restored["meta"])
+
+    def restore_newest_good(self, abstract_state: Any):
+        """The newest checkpoint that restores; a corrupt one is reported and skipped.
+
+        Tries every step of ``latest`` from the newest down, then ``best``; returns
+        ``(state, meta)`` or None when there is no checkpoint at all. Raises when
+        checkpoints exist but none can be read.
+        """
+        candidates = [("latest", s) for s in sorted(self.latest.all_steps(), reverse=True)]
+        candidates += [("best", s) for s in sorted(self.best.all_steps(), reverse=True)]
+        errors = []
+        for which, step in candidates:
+            try:
+                return self.restore(abstract_state, step, which)
+            except Exception as e:  # noqa: BLE001 - any failure to read means unusable
+                msg = f"checkpoint {self.directory / which / str(step)} is unreadable ({type(e).__name__}: {e})"
+                errors.append(msg)
+                print(f"warning: {msg}; trying an older one", file=sys.stderr)
+        if errors:
+            raise RuntimeError("no usable checkpoint:\n  " + "\n  ".join(errors))
+        return None
 
     def wait(self) -> None:
         self.latest.wait_until_finished()

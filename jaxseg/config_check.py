@@ -44,6 +44,8 @@ def _problems(config: ml_collections.ConfigDict) -> list[str]:
         out.append("config.train.epochs and config.train.batch_size must be positive")
     if config.train.dtype not in ("float32", "bfloat16", "float16"):
         out.append(f"config.train.dtype={config.train.dtype!r}; use float32, bfloat16 or float16")
+    if config.train.get("nonfinite", "stop") not in ("stop", "skip"):
+        out.append(f"config.train.nonfinite={config.train.nonfinite!r}; use 'stop' or 'skip'")
     depth = config.model.get("depth")
     size = config.data.get("image_size")
     if depth and size and size % 2 ** (depth - 1):

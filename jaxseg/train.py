@@ -2,10 +2,13 @@
 
 The loop is data-parallel over one device mesh (``jaxseg.parallel``), evaluates
 after every epoch, checkpoints with orbax (``jaxseg.checkpoint``), and logs to
-``metrics.jsonl`` and TensorBoard (``jaxseg.summary``). Running it again on a
-workdir with a checkpoint resumes after the last saved epoch; because the data
-order of epoch k depends on (seed, k) and dropout keys on the step, the result
-equals an uninterrupted run.
+``metrics.jsonl`` and TensorBoard (``jaxseg.summary``).
+
+Resuming: running again on a workdir with a checkpoint continues from it. The
+data order of epoch k depends only on (seed, k), augmentation seeds on
+(seed, k, step-in-epoch) and dropout keys on the global step, and a checkpoint
+records the step inside its epoch and the running loss sum — so an interrupted
+and resumed run ends with the same numbers as an uninterrupted one.
 
 Epochs are counted from 0 inside the loop (loss schedules see k = 0, 1, ...);
 ``metrics.jsonl``'s ``epoch`` is the number of completed epochs (1 after the first).
@@ -14,6 +17,7 @@ Epochs are counted from 0 inside the loop (loss schedules see k = 0, 1, ...);
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -30,9 +34,11 @@ from tqdm.auto import tqdm
 from jaxseg import checkpoint as ckpt_lib
 from jaxseg import losses, metrics, models, parallel
 from jaxseg.config_check import validate_config
+from jaxseg.guards import NonFiniteError, PreemptionGuard
 from jaxseg.losses.regional import probabilities
 from jaxseg.optim import build_optimizer
 from jaxseg.summary import MetricsLog, TensorBoardWriter
+from jaxseg.workdir import prepare_workdir, safe_path
 
 
 @flax.struct.dataclass
@@ -60,9 +66,18 @@ def _variables(state: TrainState) -> dict:
     return v
 
 
+def _all_finite(tree) -> jax.Array:
+    leaves = jax.tree_util.tree_leaves(tree)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.array(True)
+
+
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, loss_fn: Callable,
                     dropout_key: jax.Array) -> Callable:
-    """``step(state, batch, epoch) -> (state, {'loss': ..., **aux})``, pure (jit it)."""
+    """``step(state, batch, epoch) -> (state, {'loss', 'finite', 'step', **aux})``, pure (jit it).
+
+    A step whose loss or gradients are not finite leaves params, batch_stats and the
+    optimizer state unchanged (``finite`` is False); the step counter still advances.
+    """
 
     def step(state: TrainState, batch: dict, epoch: jax.Array):
         rng = jax.random.fold_in(dropout_key, state.step)
@@ -75,13 +90,15 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, loss_fn:
             return loss, (updates, aux)
 
         (loss, (updates, aux)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        finite = jnp.isfinite(loss) & _all_finite(grads)
         opt_updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        new_state = state.replace(
-            step=state.step + 1,
-            params=optax.apply_updates(state.params, opt_updates),
-            batch_stats=updates.get("batch_stats", state.batch_stats),
-            opt_state=opt_state)
-        return new_state, {"loss": loss, **aux}
+        candidate = (optax.apply_updates(state.params, opt_updates),
+                     updates.get("batch_stats", state.batch_stats), opt_state)
+        kept = jax.tree_util.tree_map(lambda new, old: jnp.where(finite, new, old), candidate,
+                                      (state.params, state.batch_stats, state.opt_state))
+        new_state = state.replace(step=state.step + 1, params=kept[0], batch_stats=kept[1],
+                                  opt_state=kept[2])
+        return new_state, {"loss": loss, "finite": finite, "step": state.step, **aux}
 
     return step
 
@@ -101,7 +118,7 @@ def make_eval_step(model: nn.Module, loss_fn: Callable,
         losses_ = jax.vmap(per_image_loss, in_axes=(0, 0, None))(logits, image_batch, epoch)
         w = valid.astype(jnp.float32)
         return {
-            "loss_sum": acc["loss_sum"] + jnp.sum(losses_ * w),
+            "loss_sum": acc["loss_sum"] + jnp.sum(jnp.where(valid, losses_, 0.0)),
             "count": acc["count"] + jnp.sum(w),
             "metrics": collection.update(acc["metrics"], probabilities(logits), batch["mask"], valid),
         }
@@ -110,6 +127,7 @@ def make_eval_step(model: nn.Module, loss_fn: Callable,
 
 
 def evaluate(eval_step, state, source, collection, mesh, epoch: int) -> dict[str, float]:
+    """Runs ``eval_step`` over the validation set; one host transfer at the end."""
     sharding = parallel.batch_sharding(mesh)
     acc = parallel.put_replicated({"loss_sum": jnp.zeros(()), "count": jnp.zeros(()),
                                    "metrics": collection.init()}, mesh)
@@ -122,27 +140,46 @@ def evaluate(eval_step, state, source, collection, mesh, epoch: int) -> dict[str
     return out
 
 
-def _prepare_workdir(workdir: str | Path) -> Path:
-    """Creates the workdir and proves it writable — before anything is compiled."""
-    wd = Path(workdir)
-    try:
-        wd.mkdir(parents=True, exist_ok=True)
-        probe = wd / ".write_test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as e:
-        raise SystemExit(f"error: workdir {str(wd)!r} cannot be written: {e}") from None
-    return wd
-
-
 def _host_float(x) -> float:
     return float(np.asarray(jax.device_get(x)))
 
 
+class _EpochAccumulator:
+    """Device-side running sums of one epoch: loss over finite steps, their count, first bad step."""
+
+    def __init__(self, loss_sum=0.0, finite_steps=0, first_bad=-1):
+        self.loss_sum = jnp.asarray(loss_sum, jnp.float32)
+        self.finite_steps = jnp.asarray(finite_steps, jnp.int32)
+        self.first_bad = jnp.asarray(first_bad, jnp.int32)
+
+    def add(self, out: dict) -> None:
+        f = out["finite"]
+        self.loss_sum = self.loss_sum + jnp.where(f, out["loss"], 0.0)
+        self.finite_steps = self.finite_steps + f.astype(jnp.int32)
+        self.first_bad = jnp.where((self.first_bad < 0) & ~f, out["step"], self.first_bad)
+
+    def host(self) -> dict:
+        return {k: v.item() for k, v in jax.device_get(
+            {"loss_sum": self.loss_sum, "finite_steps": self.finite_steps,
+             "first_bad": self.first_bad}).items()}
+
+
+def _restore(checkpointer, state):
+    """Newest usable checkpoint, or a fresh start: ``(state, meta)``."""
+    restored = checkpointer.restore_newest_good(ckpt_lib.abstract_like(state))
+    if restored is None:
+        return state, {"epoch": 0, "epoch_step": 0, "loss_sum": 0.0, "finite_steps": 0, "best": None}
+    return restored
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
-    """Trains ``config`` in ``workdir`` (resuming if it holds a checkpoint); returns the last record."""
+    """Trains ``config`` in ``workdir`` (resuming if it holds a checkpoint); returns the last record.
+
+    The returned record has ``preempted=True`` when a SIGTERM/SIGINT stopped the run
+    after saving a checkpoint.
+    """
     validate_config(config)
-    wd = _prepare_workdir(workdir)
+    wd = prepare_workdir(workdir)
     parallel.maybe_initialize_distributed()
     mesh = parallel.make_mesh()
     parallel.check_batch_divisible(config.train.batch_size, mesh)
@@ -158,67 +195,100 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 
     init_key, dropout_key = jax.random.split(jax.random.PRNGKey(config.seed))
     state = parallel.put_replicated(create_train_state(model, tx, init_key, source.image_shape), mesh)
-
-    checkpointer = ckpt_lib.Checkpointer(wd / "checkpoints")
-    start_epoch, best = 0, None
-    restored = checkpointer.restore(ckpt_lib.abstract_like(state))
-    if restored is not None:
-        state, meta = restored
-        start_epoch, best = int(meta["epoch"]), meta.get("best")
-        if is_main:
-            print(f"Resuming from {wd / 'checkpoints'} after epoch {start_epoch}")
-
+    checkpointer = ckpt_lib.Checkpointer(safe_path(wd, "checkpoints"))
+    state, meta = _restore(checkpointer, state)
+    start_epoch, skip, best = int(meta["epoch"]), int(meta["epoch_step"]), meta.get("best")
+    if is_main and int(_host_float(state.step)):
+        print(f"Resuming from {wd / 'checkpoints'} at step {int(_host_float(state.step))} "
+              f"(epoch {start_epoch + 1}, step {skip} of {source.steps_per_epoch})", file=sys.stderr)
     if is_main:
-        (wd / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
-    log = MetricsLog(wd / "metrics.jsonl", keep_through_epoch=start_epoch) if is_main else None
+        safe_path(wd, "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
+    log = MetricsLog(safe_path(wd, "metrics.jsonl"), keep_through_epoch=start_epoch) if is_main else None
     tb = TensorBoardWriter(wd) if is_main else None
 
     train_step = jax.jit(make_train_step(model, tx, loss_fn, dropout_key), donate_argnums=(0,))
     eval_step = jax.jit(make_eval_step(model, loss_fn, collection), donate_argnums=(2,))
     sharding = parallel.batch_sharding(mesh)
-    metric_name = config.eval.checkpoint_metric
-    mode = config.eval.checkpoint_mode
+    metric_key = f"val/{config.eval.checkpoint_metric}"
+    policy = config.train.nonfinite
     record: dict = {}
 
-    for epoch in range(start_epoch, config.train.epochs):
-        k = jnp.asarray(epoch, jnp.int32)
-        t0 = time.perf_counter()
-        wait = 0.0
-        loss_sum, last = jnp.zeros(()), None
-        bar = tqdm(total=source.steps_per_epoch, desc=f"epoch {epoch + 1}/{config.train.epochs}",
-                   disable=not is_main or not config.train.progress, leave=False, dynamic_ncols=True)
-        batches = source.train_batches(epoch)
-        for i in range(source.steps_per_epoch):
-            tw = time.perf_counter()
-            batch = parallel.put_batch(next(batches), sharding)
-            wait += time.perf_counter() - tw
-            state, out = train_step(state, batch, k)
-            loss_sum = loss_sum + out["loss"]
-            if last is not None and i % config.train.log_every == 0:
-                bar.set_postfix(loss=f"{_host_float(last):.4f}")  # previous step: already done
-            last = out["loss"]
-            bar.update(1)
-        bar.close()
-        train_loss = _host_float(loss_sum) / source.steps_per_epoch
-        train_time = time.perf_counter() - t0
-        val = evaluate(eval_step, state, source, collection, mesh, epoch)
-        record = {"epoch": epoch + 1, "step": int(_host_float(state.step)), "train/loss": train_loss,
-                  **{f"train/{k_}": _host_float(v) for k_, v in out.items() if k_ != "loss"},
-                  **val, "time/train_s": train_time,
-                  "time/data_wait_fraction": wait / max(train_time, 1e-9),
-                  "time/eval_s": time.perf_counter() - t0 - train_time}
-        improved = ckpt_lib.is_better(val.get(f"val/{metric_name}"), best, mode)
-        if improved:
-            best = val[f"val/{metric_name}"]
-        checkpointer.save(epoch + 1, state, {"epoch": epoch + 1, "best": best,
-                                             "best_metric": metric_name, "metrics": record},
-                          best=improved)
-        if is_main:
-            log.write(record)
-            tb.scalars(record["step"], record)
-            print(f"epoch {epoch + 1}: train/loss={train_loss:.4f} " +
-                  " ".join(f"{k_}={v:.4f}" for k_, v in val.items()) +
-                  f" ({train_time:.1f}s train, data wait {100 * record['time/data_wait_fraction']:.1f}%)")
+    def save(epoch_done: int, epoch_step: int, acc: _EpochAccumulator, improved: bool, rec: dict):
+        h = acc.host()
+        checkpointer.save(int(_host_float(state.step)), state, {
+            "epoch": epoch_done, "epoch_step": epoch_step, "loss_sum": h["loss_sum"],
+            "finite_steps": h["finite_steps"], "best": best, "best_metric": metric_key,
+            "metrics": rec}, best=improved)
+
+    def check_finite(acc: _EpochAccumulator):
+        bad = acc.host()["first_bad"]
+        if bad >= 0 and policy == "stop":
+            checkpointer.wait()
+            last = checkpointer.latest_step()
+            where = f"the last good checkpoint is step {last} in {wd / 'checkpoints'}" if last is not None \
+                else "no checkpoint was saved yet"
+            raise NonFiniteError(
+                f"non-finite loss or gradient at step {bad} (the update was not applied); {where}. "
+                "Lower the learning rate, check the data, or set --config.train.nonfinite=skip")
+
+    with PreemptionGuard() as guard:
+        for epoch in range(start_epoch, config.train.epochs):
+            k = jnp.asarray(epoch, jnp.int32)
+            t0, wait = time.perf_counter(), 0.0
+            acc = _EpochAccumulator(meta["loss_sum"], meta["finite_steps"]) if skip else _EpochAccumulator()
+            bar = tqdm(total=source.steps_per_epoch, initial=skip, leave=False, dynamic_ncols=True,
+                       desc=f"epoch {epoch + 1}/{config.train.epochs}",
+                       disable=not is_main or not config.train.progress)
+            batches = source.train_batches(epoch)
+            for _ in range(skip):  # resumed mid-epoch: the same batches, already trained on
+                next(batches)
+            last_loss, out = None, {}
+            for i in range(skip, source.steps_per_epoch):
+                tw = time.perf_counter()
+                batch = parallel.put_batch(next(batches), sharding)
+                wait += time.perf_counter() - tw
+                state, out = train_step(state, batch, k)
+                acc.add(out)
+                if last_loss is not None and i % config.train.log_every == 0:
+                    bar.set_postfix(loss=f"{_host_float(last_loss):.4f}")  # previous step: done already
+                    check_finite(acc)
+                last_loss = out["loss"]
+                bar.update(1)
+                if guard.requested and i + 1 < source.steps_per_epoch:  # at the epoch's end: finish it first
+                    save(epoch, i + 1, acc, False, record)
+                    checkpointer.wait()
+                    bar.close()
+                    print(f"saved step {int(_host_float(state.step))} to {wd / 'checkpoints'}; "
+                          "run the same command to resume", file=sys.stderr)
+                    return {**record, "preempted": True, "signal": guard.signum}
+            bar.close()
+            skip = 0
+            check_finite(acc)
+            h = acc.host()
+            train_time = time.perf_counter() - t0
+            val = evaluate(eval_step, state, source, collection, mesh, epoch)
+            record = {"epoch": epoch + 1, "step": int(_host_float(state.step)),
+                      "train/loss": h["loss_sum"] / max(h["finite_steps"], 1),
+                      **{f"train/{n}": _host_float(v) for n, v in out.items() if n not in ("loss", "finite", "step")},
+                      "train/nonfinite_steps": source.steps_per_epoch - h["finite_steps"],
+                      **val, "time/train_s": train_time,
+                      "time/data_wait_fraction": wait / max(train_time, 1e-9),
+                      "time/eval_s": time.perf_counter() - t0 - train_time}
+            mode = config.eval.checkpoint_mode
+            improved = ckpt_lib.is_better(val.get(metric_key), best, mode)
+            if improved:
+                best = val[metric_key]
+            save(epoch + 1, 0, _EpochAccumulator(), improved, record)
+            if is_main:
+                log.write(record)
+                tb.scalars(record["step"], record)
+                tqdm.write(f"epoch {epoch + 1}: train/loss={record['train/loss']:.4f} " +
+                           " ".join(f"{n}={v:.4f}" for n, v in val.items()) +
+                           f" ({train_time:.1f}s train, data wait "
+                           f"{100 * record['time/data_wait_fraction']:.1f}%)", file=sys.stderr)
+            if guard.requested:
+                checkpointer.wait()
+                return {**record, "preempted": True, "signal": guard.signum}
     checkpointer.wait()
     checkpointer.close()
     if tb is not None:

@@ -1,0 +1,34 @@
+"""The run's workdir: created and proven writable before anything compiles; every output stays inside.
+
+``safe_path(wd, name)`` refuses a path that resolves outside the workdir (a
+symlink planted to redirect checkpoints or logs elsewhere).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def prepare_workdir(workdir: str | Path) -> Path:
+    if not workdir:
+        raise SystemExit("error: --workdir is required")
+    wd = Path(workdir)
+    try:
+        wd.mkdir(parents=True, exist_ok=True)
+        probe = wd / ".write_test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise SystemExit(f"error: workdir {str(wd)!r} cannot be written: {e}") from None
+    return wd
+
+
+def safe_path(workdir: Path, name: str) -> Path:
+    """``workdir / name``, refusing symlinks that point out of the workdir."""
+    root = workdir.resolve()
+    path = workdir / name
+    resolved = path.resolve()
+    if resolved != root and root not in resolved.parents:
+        raise SystemExit(f"error: {path} resolves to {resolved}, outside the workdir {root}; "
+                         "refusing to write through a symlink out of the workdir")
+    return path
