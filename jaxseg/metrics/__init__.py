@@ -1,7 +1,26 @@
-"""Metrics of thesis §5.1: array functions and the trainer's streaming collection."""
+"""Metrics of thesis §5.1: array functions and the trainer's streaming collection.
 
-from jaxseg.metrics.collection import Metric, MetricCollection, available
-from jaxseg.metrics.confusion import confusion_counts, dice_score, jaccard_score
+Modules: ``confusion`` (TP/FP/FN/TN scores), ``ranking`` (ROC AUC, AP),
+``surface`` (Hausdorff family), ``percentile_distance`` (the MAHD's exact
+per-pixel distance percentiles), ``spec`` (metric spec strings),
+``collection`` (streaming accumulation for the trainer).
+"""
 
-__all__ = ["Metric", "MetricCollection", "available", "confusion_counts", "dice_score",
-           "jaccard_score"]
+from jaxseg.metrics.collection import (Metric, MetricCollection, available, build_metric,
+                                       higher_is_better)
+from jaxseg.metrics.confusion import (SCORES, average_scores, balanced_accuracy_score,
+                                      confusion_counts, dice_score, jaccard_score,
+                                      precision_score, recall_score, specificity_score)
+from jaxseg.metrics.ranking import Quantizer, average_precision, roc_auc, score_histogram
+from jaxseg.metrics.spec import MetricSpec, parse_spec
+from jaxseg.metrics.surface import (average_hausdorff, balanced_average_hausdorff, boundary,
+                                    hausdorff, hausdorff95, modified_average_hausdorff)
+
+__all__ = [
+    "Metric", "MetricCollection", "MetricSpec", "Quantizer", "SCORES", "available",
+    "average_hausdorff", "average_precision", "average_scores", "balanced_accuracy_score",
+    "balanced_average_hausdorff", "boundary", "build_metric", "confusion_counts", "dice_score",
+    "hausdorff", "hausdorff95", "higher_is_better", "jaccard_score", "modified_average_hausdorff",
+    "parse_spec", "precision_score", "recall_score", "roc_auc", "score_histogram",
+    "specificity_score",
+]

@@ -1,45 +1,113 @@
 """Confusion-matrix metrics of thesis §5.1 at threshold δ.
 
 T_δ(ŷ)_i = 1 if ŷ_i > δ else 0;  TP = yᵀT_δ(ŷ), FP = (1−y)ᵀT_δ(ŷ),
-FN = yᵀ(1−T_δ(ŷ)), TN = (1−y)ᵀ(1−T_δ(ŷ)).
-DSC = 2TP/(2TP+FP+FN), Jaccard = TP/(TP+FP+FN).
-Empty-mask rule (DESIGN.md): both prediction and label empty → 1.
+FN = yᵀ(1−T_δ(ŷ)), TN = (1−y)ᵀ(1−T_δ(ŷ))  (thesis §5.1).
+
+Scores from the counts (thesis §5.1; precision/recall/specificity/balanced
+accuracy as in scikit-learn):
+  DSC = 2TP/(2TP+FP+FN)      Jaccard = TP/(TP+FP+FN)
+  precision = TP/(TP+FP)     recall = TP/(TP+FN)     specificity = TN/(TN+FP)
+  balanced accuracy = (recall + specificity)/2
+
+Empty-set rule (DESIGN.md, one rule for every ratio): a ratio whose two sets
+are both empty is 1, with exactly one empty it is 0 — e.g. Dice of an empty
+prediction on an empty label is 1; precision with nothing predicted is 1 if
+the label is empty too, else 0. No score is NaN.
+
+Multi-class masks (C > 1 channels) are scored one-vs-rest per channel;
+:func:`average_scores` gives the macro average (mean over classes), the micro
+average (the score of the counts summed over classes) or per-class values.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import jax.numpy as jnp
 
 
 def confusion_counts(probs, labels, threshold: float = 0.5, valid=None):
-    """Per-image, per-class counts (TP, FP, FN, TN), each of shape (N, C), float32.
+    """Per-image, per-class counts (TP, FP, FN, TN), each of shape (N, C).
 
-    ``valid`` (N,) zeroes padded images of the last evaluation batch.
+    ``probs`` (N, H, W, C) in [0, 1]; ``labels`` (N, H, W, C) in {0, 1};
+    a pixel is predicted positive when ``probs > threshold`` (thesis's T_δ).
+    ``valid`` (N,) bool zeroes the padded images of the last evaluation batch.
+    Counts are int32 (exact up to 2³¹ pixels, unlike float32 sums).
     """
-    pred = (probs > threshold).astype(jnp.float32)
-    y = labels.astype(jnp.float32)
+    pred = probs > threshold
+    y = labels > 0.5
     if valid is not None:
-        w = valid.astype(jnp.float32)[:, None, None, None]
-        pred, y, neg = pred * w, y * w, w
+        w = jnp.asarray(valid, bool)[:, None, None, None]
+        pred_neg, y_neg = ~pred & w, ~y & w
+        pred, y = pred & w, y & w
     else:
-        neg = 1.0
-    tp = jnp.sum(pred * y, axis=(1, 2))
-    fp = jnp.sum(pred * (neg - y), axis=(1, 2))
-    fn = jnp.sum((neg - pred) * y, axis=(1, 2))
-    tn = jnp.sum((neg - pred) * (neg - y), axis=(1, 2))
-    return tp, fp, fn, tn
+        pred_neg, y_neg = ~pred, ~y
+
+    def count(a, b):
+        return jnp.sum(a & b, axis=(1, 2), dtype=jnp.int32)
+
+    return count(pred, y), count(pred, y_neg), count(pred_neg, y), count(pred_neg, y_neg)
 
 
-def _ratio(num, den):
-    """num/den with the empty rule 0/0 → 1."""
-    return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), 1.0)
+def _ratio(num, den, other):
+    """``num/den``; when ``den == 0``: 1 if ``other == 0`` (both sets empty) else 0."""
+    num, den, other = (jnp.asarray(v, jnp.float32) for v in (num, den, other))
+    safe = jnp.where(den > 0, den, 1.0)
+    return jnp.where(den > 0, num / safe, jnp.where(other > 0, 0.0, 1.0))
 
 
-def dice_score(tp, fp, fn):
-    """DSC = 2TP / (2TP + FP + FN); 1 when both masks are empty."""
-    return _ratio(2.0 * tp, 2.0 * tp + fp + fn)
+def dice_score(tp, fp, fn, tn=None):
+    """DSC = 2TP / (2TP + FP + FN) (thesis §5.1); 1 when both masks are empty."""
+    return _ratio(2.0 * jnp.asarray(tp, jnp.float32), 2.0 * jnp.asarray(tp, jnp.float32) + fp + fn, 0)
 
 
-def jaccard_score(tp, fp, fn):
-    """Jaccard = TP / (TP + FP + FN); 1 when both masks are empty."""
-    return _ratio(tp, tp + fp + fn)
+def jaccard_score(tp, fp, fn, tn=None):
+    """Jaccard = TP / (TP + FP + FN) (thesis §5.1); 1 when both masks are empty."""
+    return _ratio(tp, jnp.asarray(tp, jnp.float32) + fp + fn, 0)
+
+
+def precision_score(tp, fp, fn, tn=None):
+    """Precision = TP / (TP + FP) (thesis §5.1); nothing predicted: 1 if FN = 0 else 0."""
+    return _ratio(tp, jnp.asarray(tp, jnp.float32) + fp, fn)
+
+
+def recall_score(tp, fp, fn, tn=None):
+    """Recall (TPR, sensitivity) = TP / (TP + FN) (thesis §5.1); empty label: 1 if FP = 0 else 0."""
+    return _ratio(tp, jnp.asarray(tp, jnp.float32) + fn, fp)
+
+
+def specificity_score(tp, fp, fn, tn):
+    """Specificity (TNR) = TN / (TN + FP); label covers everything: 1 if FN = 0 else 0."""
+    return _ratio(tn, jnp.asarray(tn, jnp.float32) + fp, fn)
+
+
+def balanced_accuracy_score(tp, fp, fn, tn):
+    """Balanced accuracy = (recall + specificity) / 2 (scikit-learn's definition, binary case)."""
+    return 0.5 * (recall_score(tp, fp, fn) + specificity_score(tp, fp, fn, tn))
+
+
+SCORES: dict[str, Callable] = {
+    "dice": dice_score,
+    "jaccard": jaccard_score,
+    "precision": precision_score,
+    "recall": recall_score,
+    "specificity": specificity_score,
+    "balanced_accuracy": balanced_accuracy_score,
+}
+
+
+def average_scores(score_fn: Callable, counts, average: str = "macro"):
+    """Scores of per-class counts ``counts`` (..., C, 4) = (TP, FP, FN, TN) along the last axis.
+
+    ``average='macro'``: mean over classes of the per-class scores;
+    ``'micro'``: the score of the counts summed over classes;
+    ``'none'``: the per-class scores, shape (..., C).
+    """
+    tp, fp, fn, tn = (counts[..., i] for i in range(4))
+    if average == "macro":
+        return jnp.mean(score_fn(tp, fp, fn, tn), axis=-1)
+    if average == "micro":
+        return score_fn(*(v.sum(axis=-1) for v in (tp, fp, fn, tn)))
+    if average == "none":
+        return score_fn(tp, fp, fn, tn)
+    raise ValueError(f"average must be 'macro', 'micro' or 'none'; got {average!r}")
