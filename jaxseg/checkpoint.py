@@ -20,9 +20,31 @@ import jax
 import orbax.checkpoint as ocp
 
 
-def _manager(directory: Path, max_to_keep: int) -> ocp.CheckpointManager:
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
-    return ocp.CheckpointManager(directory.absolute(), options=options)
+def _manager(directory: Path, max_to_keep: int | None = None, create: bool = True) -> ocp.CheckpointManager:
+    """A manager of ``state`` (a pytree of arrays) + ``meta`` (JSON) items."""
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create, read_only=not create)
+    return ocp.CheckpointManager(directory.absolute(), options=options, item_handlers={
+        "state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()})
+
+
+def open_read_only(directory: str | Path) -> ocp.CheckpointManager:
+    """Opens ``checkpoints/latest`` or ``checkpoints/best`` for reading, writing nothing."""
+    return _manager(Path(directory), create=False)
+
+
+def state_metadata(mngr: ocp.CheckpointManager, step: int):
+    """The state's tree of ``ArrayMetadata`` (shape, dtype) — no array is read."""
+    md = mngr.item_metadata(step)["state"]
+    return md.tree if hasattr(md, "tree") else md
+
+
+def read_meta(mngr: ocp.CheckpointManager, step: int) -> dict:
+    return dict(mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"])
+
+
+def read_state(mngr: ocp.CheckpointManager, step: int):
+    """The state as nested dicts of numpy arrays, without knowing the model."""
+    return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
 
 
 def is_better(value: float, best: float | None, mode: str) -> bool:
