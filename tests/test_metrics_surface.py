@@ -3,6 +3,7 @@
 import math
 
 import chex
+import jax
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -58,30 +59,36 @@ def _reference(pred, lab, name, on, spacing, normalize):
     return np.asarray(out, np.float32)
 
 
-CASES = [("region", (1.0, 1.0), False), ("boundary", (1.0, 1.0), False),
-         ("region", (0.7, 1.3), True), ("boundary", (2.0, 0.5), False)]
+NAMES = ("hausdorff", "hausdorff95", "average_hausdorff", "balanced_average_hausdorff",
+         "modified_average_hausdorff")
 
 
-@pytest.mark.parametrize("name", ["hausdorff", "hausdorff95", "average_hausdorff",
-                                  "balanced_average_hausdorff", "modified_average_hausdorff"])
-def test_matches_bruteforce(name):
+@pytest.mark.parametrize("on,spacing,normalize", [("region", (1.0, 1.0), False),
+                                                  ("boundary", (0.7, 1.3), True),
+                                                  ("region", (2.0, 0.5), False)])
+def test_matches_bruteforce(on, spacing, normalize):
     pred, lab = _masks()
-    fn = getattr(surface, name)
-    for on, spacing, normalize in CASES:
-        got = np.asarray(fn(pred, lab, on=on, normalize=normalize, spacing=spacing))
+
+    @jax.jit
+    def all_metrics(p, y):
+        return [getattr(surface, n)(p, y, on=on, normalize=normalize, spacing=spacing) for n in NAMES]
+
+    for name, got in zip(NAMES, all_metrics(pred, lab)):
+        got = np.asarray(got)
         assert got.shape == (len(pred),) and got.dtype == np.float32
         assert np.all(np.isfinite(got))
         chex.assert_trees_all_close(got, _reference(pred, lab, name, on, spacing, normalize),
-                                    rtol=1e-5, atol=1e-5)
+                                    rtol=1e-5, atol=1e-5, custom_message=name)
 
 
 def test_empty_rule_values():
     pred, lab = _masks()
     diag = math.hypot(H, W)
-    got = np.asarray(surface.hausdorff95(pred[12:15], lab[12:15]))
-    chex.assert_trees_all_close(got, np.array([0.0, diag, diag], np.float32), rtol=1e-6)
-    got = np.asarray(surface.average_hausdorff(pred[12:15], lab[12:15], normalize=True))
+    fn = jax.jit(surface.hausdorff95, static_argnames=("on", "normalize", "spacing"))
+    got = np.asarray(fn(pred, lab, normalize=True))[12:15]
     chex.assert_trees_all_close(got, np.array([0.0, 1.0, 1.0], np.float32), rtol=1e-6)
+    got = np.asarray(fn(pred, lab))[[12, 13, 22]]
+    chex.assert_trees_all_close(got, np.array([0.0, diag, diag], np.float32), rtol=1e-6)
 
 
 def test_boundary_matches_scipy_erosion():
@@ -105,7 +112,7 @@ def test_percentile_distance_every_pixel():
     rng = np.random.default_rng(4)
     y = rng.random((2, 6, 7)) < 0.35
     y[1] = False; y[1, 0, 6] = True
-    got = np.asarray(percentile_distance(y, 5, (1.5, 1.0)))
+    got = np.asarray(jax.jit(percentile_distance, static_argnums=(1, 2))(y, 5, (1.5, 1.0)))
     grid = np.stack(np.meshgrid(np.arange(6), np.arange(7), indexing="ij"), -1) * (1.5, 1.0)
     for b in range(2):
         d = np.linalg.norm(grid[:, :, None] - (np.argwhere(y[b]) * (1.5, 1.0))[None, None], axis=-1)
