@@ -35,8 +35,8 @@ from typing import Any, Callable, Mapping
 
 import jax.numpy as jnp
 
+from jaxseg.losses import boundary as _boundary  # the module: keep jaxseg.losses.boundary a module
 from jaxseg.losses import combine as _combine
-from jaxseg.losses.boundary import boundary
 from jaxseg.losses.lovasz import lovasz_hinge, lovasz_softmax
 from jaxseg.losses.regional import (bce, cross_entropy, dice, focal, focal_tversky, jaccard, probabilities,
                                     tversky, weighted_bce)
@@ -75,7 +75,7 @@ _REGISTRY: dict[str, Callable] = {
     "focal_tversky": focal_tversky,
     "lovasz_hinge": lovasz_hinge_nhwc,
     "lovasz_softmax": lovasz_softmax_nhwc,
-    "boundary": boundary,
+    "boundary": _boundary.boundary,
 }
 _FROM_BATCH = ("dist",)  # parameters filled from the batch, never from the config
 

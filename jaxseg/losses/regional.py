@@ -31,6 +31,7 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = ["probabilities", "soft_confusion", "cross_entropy", "bce", "weighted_bce", "focal",
            "tversky", "focal_tversky", "dice", "jaccard"]
@@ -85,7 +86,7 @@ def focal(logits, labels, gamma: float = 2.0, alpha: float | Sequence[float] | N
     """
     logp, y = _log_probs_and_labels(logits, labels, from_logits)
     n = y.shape[-1]
-    if alpha is not None and jnp.ndim(alpha) == 0 and logits.shape[-1] == 1:
+    if alpha is not None and np.ndim(alpha) == 0 and logits.shape[-1] == 1:
         alpha = (1.0 - alpha, alpha)
     w = _class_weights(alpha, n)
     modulator = 1.0 if gamma == 0 else (-jnp.expm1(logp)) ** gamma  # (1 − ŷ)^γ
