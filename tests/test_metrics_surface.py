@@ -93,7 +93,7 @@ def test_empty_rule_values():
 
 def test_boundary_matches_scipy_erosion():
     pred, _ = _masks()
-    got = np.asarray(surface.boundary(pred))
+    got = np.asarray(jax.jit(surface.boundary)(pred))
     np.testing.assert_array_equal(got, np.stack([_boundary_ref(m) for m in pred]))
 
 
@@ -103,7 +103,7 @@ def test_masked_percentile_matches_numpy():
     m = rng.random((5, 7, 8)) < 0.4
     m[0] = False; m[0, 2, 2] = True  # a single element
     for q in (95, 50, 99.5, 100):
-        got = np.asarray(surface.masked_percentile(v, m, q))
+        got = np.asarray(jax.jit(surface.masked_percentile, static_argnums=2)(v, m, q))
         chex.assert_trees_all_close(got, np.array([np.percentile(a[b], q) for a, b in zip(v, m)],
                                                   np.float32), rtol=1e-6)
 
