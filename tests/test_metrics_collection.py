@@ -40,6 +40,12 @@ def test_unknown_names_and_params_list_what_is_available():
     assert not metrics.higher_is_better("hausdorff95(on=boundary)") and metrics.higher_is_better("dice")
 
 
+def test_metrics_on_the_same_statistics_share_one_state():
+    col = metrics.MetricCollection(["dice", "jaccard", "recall", "roc_auc", "average_precision",
+                                    "dice(threshold=0.3)", "hausdorff95"])
+    assert sorted(col.init()) == ["dice", "dice(threshold=0.3)", "hausdorff95", "roc_auc"]
+
+
 def _batch(n, c, seed):
     rng = np.random.default_rng(seed)
     logits = rng.normal(0, 2, (n, 10, 10, c)).astype(np.float32)

@@ -48,6 +48,10 @@ class Metric(NamedTuple):
     compute: Callable[[Any], float | list[float]]
     higher_is_better: bool = True
     first_class: int = 0  # channel index of the first per-class value
+    # metrics with equal non-None ``statistics`` keep the same state (e.g. dice and jaccard
+    # share one set of counts, roc_auc and average_precision one histogram): the collection
+    # accumulates it once.
+    statistics: Any = None
 
 
 def _check_average(average: str, allowed: Sequence[str]):
@@ -123,7 +127,8 @@ def confusion_metric(score: str, num_classes: int, threshold: float, average: st
     def compute(state):
         return _as_output(average_scores(score_fn, jnp.asarray(np.asarray(state)), average))
 
-    return Metric(init, update, compute, True, first)
+    return Metric(init, update, compute, True, first,
+                  ("confusion", num_classes, threshold, include_background))
 
 
 def ranking_metric(kind: str, num_classes: int, threshold: float = 0.5, average: str = "macro",
@@ -145,13 +150,13 @@ def ranking_metric(kind: str, num_classes: int, threshold: float = 0.5, average:
 
     def update(state, probs, labels, valid):
         p, y = (_select(a, num_classes, include_background) for a in (probs, labels))
-        return state + ranking.score_histogram(p, y, valid, q)
+        return ranking.accumulate_histogram(state, p, y, valid, q)
 
     def compute(state):
-        hist = np.asarray(state)
-        return ranking.reduce_classes(from_hist(hist), from_hist(hist.sum(0)), average)
+        return ranking.reduce_classes(from_hist, state, average)
 
-    return Metric(init, update, compute, True, first)
+    return Metric(init, update, compute, True, first,
+                  ("score_histogram", num_classes, include_background, q))
 
 
 _DISTANCES: dict[str, Callable] = {
@@ -239,18 +244,22 @@ class MetricCollection:
             raise ValueError(f"metric key(s) {duplicates} given twice")
         self.names = tuple(keys)
         self.metrics = dict(built)
+        # one state per distinct sufficient statistic: metric key -> state key
+        owner: dict[Any, str] = {}
+        self._state_of = {k: (owner.setdefault(m.statistics, k) if m.statistics is not None else k)
+                          for k, m in built}
 
     def init(self):
-        return {n: m.init() for n, m in self.metrics.items()}
+        return {n: self.metrics[n].init() for n in sorted(set(self._state_of.values()))}
 
     def update(self, state, probs, labels, valid):
-        return {n: m.update(state[n], probs, labels, valid) for n, m in self.metrics.items()}
+        return {n: self.metrics[n].update(state[n], probs, labels, valid) for n in state}
 
     def compute(self, state) -> dict[str, float]:
         state = jax.device_get(state)
         out: dict[str, float] = {}
         for n, m in self.metrics.items():
-            value = m.compute(state[n])
+            value = m.compute(state[self._state_of[n]])
             if isinstance(value, list):
                 out.update({f"{n}/{m.first_class + i}": v for i, v in enumerate(value)})
             else:

@@ -91,13 +91,13 @@ class Quantizer(NamedTuple):
         return jnp.where(low, h, half)
 
 
-def score_histogram(scores, labels, valid=None, quantizer: Quantizer = Quantizer()):
-    """Per-class counts of negative and positive pixels per score key.
+def accumulate_histogram(hist, scores, labels, valid=None, quantizer: Quantizer = Quantizer()):
+    """``hist`` + the counts of one batch, scattered in place (no full-size temporaries).
 
-    ``scores``, ``labels``: (N, H, W, C) probabilities and {0, 1} labels;
-    ``valid`` (N,) bool drops padded images. Returns int32 (C, num_bins, 2)
-    with ``[..., 0]`` negatives and ``[..., 1]`` positives. Histograms of
-    several batches add up to the histogram of their union.
+    ``hist`` int32 (C, num_bins, 2) with ``[..., 0]`` negatives and ``[..., 1]``
+    positives per score key; ``scores``, ``labels``: (N, H, W, C) probabilities
+    and {0, 1} labels; ``valid`` (N,) bool drops padded images. Counts of
+    several batches add up to the counts of their union.
     """
     scores = jnp.asarray(scores)
     c = scores.shape[-1]
@@ -108,14 +108,35 @@ def score_histogram(scores, labels, valid=None, quantizer: Quantizer = Quantizer
     if valid is not None:
         w = jnp.asarray(valid, bool).reshape((-1,) + (1,) * (scores.ndim - 1))
         idx = jnp.where(w, idx, c * nb * 2)  # out of range: dropped
-    hist = jnp.zeros((c * nb * 2,), jnp.int32).at[idx.reshape(-1)].add(1, mode="drop")
-    return hist.reshape(c, nb, 2)
+    flat = hist.reshape(-1).at[idx.reshape(-1)].add(1, mode="drop")
+    return flat.reshape(c, nb, 2)
+
+
+def score_histogram(scores, labels, valid=None, quantizer: Quantizer = Quantizer()):
+    """Per-class counts of negative and positive pixels per score key: int32 (C, num_bins, 2)."""
+    c = jnp.shape(scores)[-1]
+    hist = jnp.zeros((c, quantizer.num_bins, 2), jnp.int32)
+    return accumulate_histogram(hist, scores, labels, valid, quantizer)
 
 
 def _curve(hist):
-    """Descending-score cumulative counts (float64): neg, pos per bin and TP, FP through it."""
-    h = np.asarray(hist, np.float64)[..., ::-1, :]
-    neg, pos = h[..., 0], h[..., 1]
+    """Descending-score neg, pos per non-empty bin and the cumulative TP, FP through it (float64).
+
+    Empty bins change neither curve, so they are dropped first (cheap on host).
+    """
+    h = np.asarray(hist)
+    lead = h.shape[:-2]
+    h = h.reshape((-1,) + h.shape[-2:])
+    rows = []
+    for one in h:
+        kept = one[np.flatnonzero(one[:, 0] | one[:, 1])][::-1].astype(np.float64)
+        rows.append(kept)
+    width = max(1, max(len(r) for r in rows))
+    pad = np.zeros((len(rows), width, 2))
+    for i, r in enumerate(rows):
+        pad[i, :len(r)] = r  # trailing zero bins: no effect on the sums below
+    pad = pad.reshape(lead + (width, 2))
+    neg, pos = pad[..., 0], pad[..., 1]
     return neg, pos, np.cumsum(pos, axis=-1), np.cumsum(neg, axis=-1)
 
 
@@ -166,20 +187,22 @@ def error_bounds(hist) -> tuple[np.ndarray, np.ndarray]:
     return auc_b, ap_b
 
 
-def reduce_classes(values: np.ndarray, micro_value, average: str):
-    """Macro mean over classes, the micro value, or per-class values (``average='none'``)."""
+def reduce_classes(from_histogram, hist, average: str):
+    """``from_histogram`` of a (C, bins, 2) histogram: the macro mean over classes, the
+    micro value (all classes' pixels pooled), or per-class values (``average='none'``)."""
+    hist = np.asarray(hist)
     if average == "macro":
-        return float(np.mean(values))
+        return float(np.mean(from_histogram(hist)))
     if average == "micro":
-        return float(micro_value)
+        return float(from_histogram(hist.sum(0)))
     if average == "none":
-        return [float(v) for v in values]
+        return [float(v) for v in from_histogram(hist)]
     raise ValueError(f"average must be 'macro', 'micro' or 'none'; got {average!r}")
 
 
 def _ranking(fn, scores, labels, valid, average, quantizer):
-    hist = np.asarray(jax.device_get(score_histogram(scores, labels, valid, quantizer)))
-    return reduce_classes(fn(hist), fn(hist.sum(0)), average)
+    hist = jax.device_get(score_histogram(scores, labels, valid, quantizer))
+    return reduce_classes(fn, hist, average)
 
 
 def roc_auc(scores, labels, valid=None, average: str = "macro",
