@@ -1,4 +1,18 @@
-"""Model registry: ``get_model(config.model)`` and ``available()``."""
+"""Model zoo and registry: ``get_model(config.model)``, ``available()``, ``register``.
+
+  fcn            FCN (thesis §4.2)                          fcn.FCN
+  unet           U-Net (§4.3.1)                             unet.UNet
+  attunet        Attention U-Net (§4.3.2)                   unet.AttentionUNet
+  resunet        Residual U-Net (§4.3.3)                    unet.ResidualUNet
+  resattunet     Residual Attention U-Net (§4.3.3)          unet.ResidualAttentionUNet
+  r2unet         R2U-Net (§4.3.3)                           unet.R2UNet
+  unetpp         UNet++ (§4.3.3)                            unetpp.UNetPlusPlus
+  transunet      TransUNet-style (§4.4)                     transunet.TransUNet
+  convnext_unet  ConvNeXt U-Net (§7, future research)       convnext_unet.ConvNeXtUNet
+
+Every model takes ``(x, train)`` with x NHWC and returns float32 logits NHWC
+(UNet++ with deep supervision: stacked heads in training, see ``unetpp``).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +21,30 @@ from typing import Any, Mapping
 
 import jax.numpy as jnp
 
-from jaxseg.models.unet import UNet
+from jaxseg.models.base import SegmentationModel
+from jaxseg.models.convnext_unet import ConvNeXtUNet
+from jaxseg.models.fcn import FCN
+from jaxseg.models.transunet import TransUNet
+from jaxseg.models.unet import AttentionUNet, R2UNet, ResidualAttentionUNet, ResidualUNet, UNet
+from jaxseg.models.unetpp import UNetPlusPlus, deep_supervision_loss
 
 _REGISTRY: dict[str, type] = {
+    "fcn": FCN,
     "unet": UNet,
+    "attunet": AttentionUNet,
+    "resattunet": ResidualAttentionUNet,
+    "resunet": ResidualUNet,
+    "r2unet": R2UNet,
+    "unetpp": UNetPlusPlus,
+    "transunet": TransUNet,
+    "convnext_unet": ConvNeXtUNet,
 }
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+__all__ = ["available", "register", "get_model", "options", "deep_supervision_loss", "SegmentationModel",
+           "FCN", "UNet", "AttentionUNet", "ResidualUNet", "ResidualAttentionUNet", "R2UNet",
+           "UNetPlusPlus", "TransUNet", "ConvNeXtUNet"]
 
 
 def available() -> list[str]:
@@ -22,20 +53,29 @@ def available() -> list[str]:
 
 
 def register(name: str, cls: type) -> None:
+    """Adds a model class (a flax module taking ``(x, train)``) under ``name``."""
     _REGISTRY[name] = cls
+
+
+def options(name: str) -> list[str]:
+    """The config keys (module fields) that model ``name`` accepts."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(available())}")
+    return sorted({f.name for f in dataclasses.fields(_REGISTRY[name])} - {"parent", "name"})
 
 
 def get_model(model_config: Mapping[str, Any], dtype: str = "float32"):
     """Builds the flax module named ``model_config['name']`` with the remaining keys as fields."""
     cfg = dict(model_config)
     name = cfg.pop("name", None)
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(available())}")
-    cls = _REGISTRY[name]
-    fields = {f.name for f in dataclasses.fields(cls)} - {"parent", "name"}
-    unknown = sorted(set(cfg) - fields)
+    fields = options(name)
+    unknown = sorted(set(cfg) - set(fields))
     if unknown:
-        raise ValueError(f"model {name!r} has no option(s) {unknown}; options: {sorted(fields)}")
+        raise ValueError(f"model {name!r} has no option(s) {unknown}; options: {fields}")
+    if isinstance(cfg.get("features"), list):
+        cfg["features"] = tuple(cfg["features"])  # flax fields must be hashable
     if "dtype" in fields:
+        if dtype not in _DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(_DTYPES)}")
         cfg["dtype"] = _DTYPES[dtype]
-    return cls(**cfg)
+    return _REGISTRY[name](**cfg)

@@ -1,50 +1,100 @@
-"""U-Net of thesis §4.3.1 (Ronneberger et al. 2015).
+"""The U-Net family of thesis §4.3: one encoder-decoder skeleton, its parts chosen by options.
 
-UNet = C_{c_1,classes} ∘ f_up ∘ f_down, with
+UNet = C_{c_1,classes} ∘ f_up ∘ f_down (thesis §4.3.1), with
   f_down = ∘_{j=2..d} (B_{c_{j-1},c_j} ∘ P) ∘ B_{c_0,c_1}
-  f_up   = ∘_{j=d-1..1} (B_{2c_j,c_j} ∘ Agg_j),   Agg_j(y) = (x^{(j)} | U_{c_{j+1},c_j}(y)).
-The final 1×1 convolution returns logits (no activation).
+  f_up   = ∘_{j=d-1..1} (B_{2c_j,c_j} ∘ Agg_j),   Agg_j(y) = (S_j(x^{(j)}, y) | U_{c_{j+1},c_j}(y)).
+The variants change B (``block``) and the skip S (``attention``):
+
+  name         class                   B            S
+  unet         UNet                    double       identity      Ronneberger et al. 2015
+  attunet      AttentionUNet           double       attention     Oktay et al. 2018
+  resunet      ResidualUNet            residual     identity      Zhang et al. 2018; cf. [14]
+  resattunet   ResidualAttentionUNet   residual     attention     Chen, Yao & Zhang 2020
+  r2unet       R2UNet                  recurrent    identity      Alom et al. 2018
+
+The final 1×1 convolution returns logits (no activation), float32.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import functools
 
 import flax.linen as nn
-import jax.numpy as jnp
 
-from jaxseg.models.blocks import ConvBlock, UpConv, channel_list, check_divisible, max_pool
-from jaxseg.models.initializers import kernel_init
+from jaxseg.models.backbone import Decoder, Encoder, Head
+from jaxseg.models.base import SegmentationModel
+from jaxseg.models.blocks import AttentionGate, ConvBlock, Downsample, UpConv
 
 
-class UNet(nn.Module):
-    num_classes: int = 1
-    features: int | Sequence[int] = 64
-    depth: int = 5
-    batch_norm: bool = True
-    dropout: float = 0.0
-    upsample: str = "nearest"
-    weight_init: str = "he_normal"
-    fan_mode: str = "fan_in"
-    dtype: Any = jnp.float32
+class UNet(SegmentationModel):
+    """U-Net (Ronneberger et al. 2015, thesis §4.3.1), and the skeleton of its variants.
+
+    Besides the shared options (``base.py``): ``block`` — the ConvBlock kind
+    ('double' | 'residual' | 'recurrent' | 'convnext'); ``num_convs`` — convolutions
+    (or recurrent layers) per block; ``recurrence`` — t of R2U-Net's recurrent layers;
+    ``attention`` — attention gates on the skips (thesis §4.3.2); ``downsample`` —
+    'max' (2×2 max pooling) or 'conv' (strided convolution).
+    """
+
+    block: str = "double"
+    num_convs: int = 2
+    recurrence: int = 2
+    attention: bool = False
+    downsample: str = "max"
+
+    def _block(self):
+        return functools.partial(ConvBlock, kind=self.block, num_convs=self.num_convs,
+                                 recurrence=self.recurrence, norm=self.norm, dropout=self.dropout,
+                                 **self.init_args)
+
+    def encoder(self):
+        return Encoder(self.channels, self._block(),
+                       functools.partial(Downsample, mode=self.downsample, norm=self.norm, **self.init_args),
+                       name="encoder")
+
+    def decoder(self):
+        gate = (functools.partial(AttentionGate, norm=self.norm, **self.init_args)
+                if self.attention else None)
+        up = functools.partial(UpConv, mode=self.upsample, norm=self.norm, **self.init_args)
+        return Decoder(self.channels, self._block(), up, gate, name="decoder")
+
+    def head(self):
+        return Head(self.num_classes, self.kernel_init(), self.dtype, name="head")
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        check_divisible(x.shape, self.depth - 1, "UNet")
-        chans = channel_list(self.features, self.depth)
-        common = dict(batch_norm=self.batch_norm, weight_init=self.weight_init, fan_mode=self.fan_mode,
-                      dtype=self.dtype)
-        x = x.astype(self.dtype)
-        skips = []
-        for level, c in enumerate(chans):
-            if level > 0:
-                x = max_pool(x)
-            x = ConvBlock(c, dropout=self.dropout, **common)(x, train)
-            skips.append(x)
-        for level in range(self.depth - 2, -1, -1):
-            y = UpConv(chans[level], mode=self.upsample, **common)(x, train)
-            x = jnp.concatenate([skips[level], y], axis=-1)
-            x = ConvBlock(chans[level], dropout=self.dropout, **common)(x, train)
-        logits = nn.Conv(self.num_classes, (1, 1), kernel_init=kernel_init(self.weight_init, self.fan_mode),
-                         dtype=self.dtype)(x)
-        return logits.astype(jnp.float32)
+        x = self.prepare(x)
+        return self.head()(self.decoder()(self.encoder()(x, train), train))
+
+
+class AttentionUNet(UNet):
+    """Attention U-Net (Oktay et al. 2018, thesis §4.3.2): the U-Net with every skip x^{(i)}
+    multiplied by attention coefficients α = Resample(σ(ψ ReLU(W_x x + W_g GS(y)))) computed
+    from the skip and the lower-level decoder data y (``blocks.AttentionGate``);
+    AttAgg_i(y) = (AB_i(y) | U(y)). The α maps are sown into ``intermediates``."""
+
+    attention: bool = True
+
+
+class ResidualUNet(UNet):
+    """Residual U-Net (Zhang, Liu & Wang 2018; the residual-unit idea of ResUNet-a,
+    Diakogiannis et al. 2020, thesis [14]): the U-Net with every block a residual block
+    B(x) = ReLU(S(x) + N(conv(ReLU(N(conv(x)))))), S a 1×1 conv + norm when widths differ."""
+
+    block: str = "residual"
+
+
+class ResidualAttentionUNet(UNet):
+    """Residual Attention U-Net (Chen, Yao & Zhang 2020, thesis [13]; Table 6's model):
+    residual blocks (as ``ResidualUNet``) and attention-gated skips (as ``AttentionUNet``)."""
+
+    block: str = "residual"
+    attention: bool = True
+
+
+class R2UNet(UNet):
+    """R2U-Net (Alom et al. 2018, thesis [5]): the U-Net with recurrent residual blocks,
+    B(x) = x' + R(R(x')), x' = conv₁ₓ₁(x), R(z): h₀ = C(z), h_k = C(z + h_{k−1}), k = 1..t
+    (t = ``recurrence`` = 2, weights of C shared over the steps)."""
+
+    block: str = "recurrent"
