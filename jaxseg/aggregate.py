@@ -85,6 +85,7 @@ def aggregate(runs: Sequence, keys: Sequence[str] | None = None, last: int = 5,
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """Command line: print :func:`aggregate` of the given runs, one metric per line (or JSON)."""
     parser = argparse.ArgumentParser(prog="python -m jaxseg.aggregate", description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", help="run directories or metrics.jsonl files")
     parser.add_argument("--preset", choices=sorted(PRESETS))

@@ -1,8 +1,11 @@
 """ROC AUC and AP from streamed histograms against scikit-learn."""
 
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as st
 import jax
 import numpy as np
 import pytest
+from hypothesis import given, settings
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from jaxseg.metrics import ranking
@@ -98,3 +101,15 @@ def test_histogram_jits():
     s, y = _data(seed=7)
     h = jax.jit(ranking.score_histogram, static_argnums=3)(s, y, None, COARSE)
     assert h.shape == (1, COARSE.num_bins, 2)
+
+
+_keys = jax.jit(lambda s: ranking.Quantizer().keys(s))
+
+
+@settings(max_examples=25, deadline=None)
+@given(hnp.arrays(np.float32, 64, elements=st.floats(0, 1, width=32)))
+def test_keys_monotone_property(s):
+    s = np.sort(s)
+    k = np.asarray(_keys(s))
+    assert np.all(np.diff(k) >= 0)
+    assert np.all((np.diff(k) > 0) | (np.diff(s) < 2e-5))  # distinct beyond the resolution

@@ -63,9 +63,11 @@ class Quantizer(NamedTuple):
 
     @property
     def num_bins(self) -> int:
+        """Number of keys: 2·side + 3 (below ½, exactly ½, above ½)."""
         return 2 * self.side + 3
 
     def validate(self) -> "Quantizer":
+        """Self, or ValueError for a resolution outside float32's (0–23 bits, 1–125 octaves)."""
         if not 0 <= self.mantissa_bits <= 23:
             raise ValueError(f"mantissa_bits must be in [0, 23]; got {self.mantissa_bits}")
         if not 1 <= self.octaves <= 125:
@@ -78,7 +80,8 @@ class Quantizer(NamedTuple):
         ``h(t) = 0`` for t < 2^−(octaves+1), else
         ``(bits(t) >> (23 − m)) − (bits(2^−(octaves+1)) >> (23 − m)) + 1`` ∈ [1, side],
         with t = s below ½ (keys 0 … side) and t = 1 − s above ½ (keys mirrored
-        to side + 2 … 2·side + 2); s = ½ maps to side + 1.
+        to side + 2 … 2·side + 2); s = ½ maps to side + 1. Scores are clipped
+        to [0, 1]; NaN lands in the top key.
         """
         m, e = self.mantissa_bits, self.octaves
         s = jnp.clip(jnp.asarray(scores, jnp.float32), 0.0, 1.0)
@@ -201,6 +204,9 @@ def reduce_classes(from_histogram, hist, average: str):
 
 
 def _ranking(fn, scores, labels, valid, average, quantizer):
+    scores, labels = jnp.asarray(scores), jnp.asarray(labels)
+    if scores.ndim == 1:  # a flat vector of scores: one class
+        scores, labels = scores[:, None], labels[:, None]
     hist = jax.device_get(score_histogram(scores, labels, valid, quantizer))
     return reduce_classes(fn, hist, average)
 
@@ -209,6 +215,7 @@ def roc_auc(scores, labels, valid=None, average: str = "macro",
             quantizer: Quantizer = Quantizer()):
     """ROC AUC over every pixel (thesis §5.1; scikit-learn's ``roc_auc_score``, one-vs-rest per class).
 
+    ``scores``, ``labels``: (..., C) with classes on the last axis, or flat (P,).
     ``average``: 'macro' (mean of per-class AUCs), 'micro' (all classes'
     pixels pooled, scikit-learn's ``average='micro'``) or 'none'.
     """
