@@ -19,7 +19,27 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.num_train = 384
     c.data.num_val = 96
     c.data.seed = 0  # the phantoms' seed (fixed across trials: same data, different init)
-    c.data.val_fraction = ml_collections.config_dict.placeholder(float)
+    c.data.val_fraction = ml_collections.config_dict.placeholder(float)  # None: the official split
+    c.data.cache_dir = ""  # prepared datasets / patch caches ("" = ~/tensorflow_datasets)
+    c.data.skip_bad_files = False  # True: leave out unreadable/inconsistent files and list them
+    c.data.categories = ml_collections.config_dict.placeholder(tuple)  # COVID-QU-Ex classes (None: per task)
+    c.data.channels = 1  # folder datasets: 1 = grayscale, 3 = colour
+    # augmentation (jaxseg.data.augment), applied to training batches only
+    c.data.augment = False
+    c.data.flips = "none"  # 'none' | 'horizontal' | 'vertical' | 'both'
+    c.data.rotation_limit = 0.0  # degrees
+    c.data.crop_size = ml_collections.config_dict.placeholder(int)
+    c.data.random_pick = False  # a random rotated crop lying fully inside its patch (thesis §6.1.2)
+    c.data.brightness = 0.0
+    c.data.contrast = 0.0
+    # whole-slide histopathology (jaxseg.data.histopathology)
+    c.data.patch_size = 512
+    c.data.tissue_downsample = 32
+    c.data.min_tissue_fraction = 0.05
+    c.data.min_saturation = 0.05
+    c.data.sampling = "positives"  # 'all' | 'positives' | 'weighted'
+    c.data.sampling_weights = (1.0, 5.0)  # (negative, positive) patch weights for 'weighted'
+    c.data.positive_labels = ()  # label values counted as positive (empty: any non-zero)
 
     c.model = ml_collections.ConfigDict()
     c.model.name = "unet"
@@ -47,6 +67,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.train.epochs = 12
     c.train.batch_size = 16
     c.train.num_trials = 1
+    c.train.trial = 0  # which trial this run is (set by jaxseg.experiments); keys = fold_in(seed, trial)
+    c.train.vectorize_trials = False  # train all trials as one vmapped program
     c.train.dtype = "float32"
     c.train.log_every = 10
     c.train.progress = True
@@ -57,11 +79,33 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval.threshold = 0.5
     c.eval.checkpoint_metric = "dice"
     c.eval.checkpoint_mode = "max"
+    # multi-trial summary (jaxseg.aggregate): per run the median (or mean) of the last k epochs
+    c.eval.aggregate = ml_collections.ConfigDict(dict(last=5, reduce="median"))
 
     if arg == "smoke":
-        c.data.image_size, c.data.num_train, c.data.num_val = 32, 32, 16
-        c.model.features, c.model.depth = 4, 3
-        c.train.epochs, c.train.batch_size = 2, 8
+        make_smoke(c)
     elif arg:
         raise ValueError(f"unknown variant {arg!r} of configs/default.py; available: smoke")
     return c
+
+
+def make_smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Shrinks any config to a CPU smoke test on the synthetic phantoms: same code, tiny sizes."""
+    task = c.data.task if c.data.task in ("infection", "lung") else "infection"
+    c.data.name, c.data.root, c.data.task = "synthetic", "", task
+    c.data.image_size, c.data.num_train, c.data.num_val = 32, 32, 16
+    c.data.crop_size = None
+    c.model.features, c.model.depth = 4, 3
+    c.train.epochs, c.train.batch_size = 2, 8
+    c.train.num_trials = min(c.train.num_trials, 2)
+    return c
+
+
+def parse_arg(arg: str | None, choices: tuple[str, ...], default: str) -> tuple[str, bool]:
+    """``'attunet,smoke'`` -> ('attunet', True); ``'smoke'`` -> (default, True); None -> (default, False)."""
+    parts = [p for p in (arg or "").split(",") if p]
+    smoke = "smoke" in parts
+    rest = [p for p in parts if p != "smoke"]
+    if len(rest) > 1 or (rest and rest[0] not in choices):
+        raise ValueError(f"unknown variant {arg!r}; available: {', '.join(choices)}, each optionally with ',smoke'")
+    return (rest[0] if rest else default), smoke

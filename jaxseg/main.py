@@ -25,16 +25,17 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # orbax/absl INFO lines would drown the progress bar
     from jaxseg.config_check import ConfigError
-    from jaxseg.train import train_and_evaluate
+    from jaxseg import experiments
 
     try:
-        record = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+        record = experiments.run(_CONFIG.value, _WORKDIR.value)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if record:
-        print("final: " + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                                   for k, v in record.items()))
+    for r in record if isinstance(record, list) else [record]:
+        if r:
+            print("final: " + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                                       for k, v in r.items()))
     return 0
 
 

@@ -47,24 +47,34 @@ class TrainState:
     params: Any
     batch_stats: Any
     opt_state: Any
+    rng: jax.Array  # dropout key of this run; step ``s`` uses fold_in(rng, s)
 
 
 def create_train_state(model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array,
                        image_shape: tuple[int, ...]) -> TrainState:
-    """Initialises parameters on a one-image batch of ``image_shape`` (H, W, C).
+    """Initialises a run from ``rng`` on a one-image batch of ``image_shape`` (H, W, C).
 
-    Jit-compiled: one XLA program instead of hundreds of eagerly dispatched ops.
+    ``rng`` splits into the parameter-init key and the dropout key. Jit-compiled:
+    one XLA program instead of hundreds of eagerly dispatched ops; vmap-able over
+    a stack of keys (vectorised trials).
     """
 
     @jax.jit
     def init(rng):
-        variables = model.init({"params": rng}, jnp.zeros((1,) + tuple(image_shape), jnp.float32),
+        init_key, dropout_key = jax.random.split(rng)
+        variables = model.init({"params": init_key}, jnp.zeros((1,) + tuple(image_shape), jnp.float32),
                                train=False)
         params = variables["params"]
         return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                          batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params))
+                          batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params),
+                          rng=dropout_key)
 
     return init(rng)
+
+
+def trial_key(seed: int, trial: int) -> jax.Array:
+    """The key of trial ``trial``: trials differ in initialisation and dropout, not in data order."""
+    return jax.random.fold_in(jax.random.PRNGKey(seed), trial)
 
 
 def _variables(state: TrainState) -> dict:
@@ -79,8 +89,7 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.array(True)
 
 
-def make_train_step(model: nn.Module, tx: optax.GradientTransformation, loss_fn: Callable,
-                    dropout_key: jax.Array) -> Callable:
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation, loss_fn: Callable) -> Callable:
     """``step(state, batch, epoch) -> (state, {'loss', 'finite', 'step', **aux})``, pure (jit it).
 
     A step whose loss or gradients are not finite leaves params, batch_stats and the
@@ -88,7 +97,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, loss_fn:
     """
 
     def step(state: TrainState, batch: dict, epoch: jax.Array):
-        rng = jax.random.fold_in(dropout_key, state.step)
+        rng = jax.random.fold_in(state.rng, state.step)
 
         def objective(params):
             logits, updates = model.apply(
@@ -134,31 +143,41 @@ def make_eval_step(model: nn.Module, loss_fn: Callable,
     return eval_step
 
 
-def evaluate(eval_step, state, source, collection, mesh, epoch: int) -> dict[str, float]:
-    """Runs ``eval_step`` over the validation set; one host transfer at the end."""
+def evaluate(eval_step, state, source, collection, mesh, epoch: int, trials: int | None) -> list[dict]:
+    """Runs ``eval_step`` over the validation set; one host transfer at the end.
+
+    Returns one ``{'val/<name>': value}`` dict per trial (a list of one for a plain run).
+    """
     sharding = parallel.batch_sharding(mesh)
-    acc = parallel.put_replicated({"loss_sum": jnp.zeros(()), "count": jnp.zeros(()),
-                                   "metrics": collection.init()}, mesh)
+    acc = {"loss_sum": jnp.zeros(()), "count": jnp.zeros(()), "metrics": collection.init()}
+    if trials is not None:
+        acc = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (trials,) + x.shape), acc)
+    acc = parallel.put_replicated(acc, mesh)
     k = jnp.asarray(epoch, jnp.int32)
     for batch in source.eval_batches():
         acc = eval_step(state, parallel.put_batch(batch, sharding), acc, k)
     acc = jax.device_get(acc)
-    out = {"val/loss": float(acc["loss_sum"] / max(float(acc["count"]), 1.0))}
-    out.update({f"val/{name}": v for name, v in collection.compute(acc["metrics"]).items()})
+    out = []
+    for t in range(trials or 1):
+        a = acc if trials is None else jax.tree_util.tree_map(lambda x, t=t: x[t], acc)
+        vals = {"val/loss": float(a["loss_sum"] / max(float(a["count"]), 1.0))}
+        vals.update({f"val/{name}": v for name, v in collection.compute(a["metrics"]).items()})
+        out.append(vals)
     return out
 
 
 def _host_float(x) -> float:
-    return float(np.asarray(jax.device_get(x)))
+    return float(np.asarray(jax.device_get(x)).reshape(-1)[0])
 
 
 class _EpochAccumulator:
-    """Device-side running sums of one epoch: loss over finite steps, their count, first bad step."""
+    """Device-side running sums of one epoch, per trial: loss over finite steps, their count, first bad step."""
 
-    def __init__(self, loss_sum=0.0, finite_steps=0, first_bad=-1):
-        self.loss_sum = jnp.asarray(loss_sum, jnp.float32)
-        self.finite_steps = jnp.asarray(finite_steps, jnp.int32)
-        self.first_bad = jnp.asarray(first_bad, jnp.int32)
+    def __init__(self, trials: int | None, loss_sum=0.0, finite_steps=0, first_bad=-1):
+        shape = () if trials is None else (trials,)
+        self.loss_sum = jnp.broadcast_to(jnp.asarray(loss_sum, jnp.float32), shape)
+        self.finite_steps = jnp.broadcast_to(jnp.asarray(finite_steps, jnp.int32), shape)
+        self.first_bad = jnp.broadcast_to(jnp.asarray(first_bad, jnp.int32), shape)
 
     def add(self, out: dict) -> None:
         f = out["finite"]
@@ -167,9 +186,14 @@ class _EpochAccumulator:
         self.first_bad = jnp.where((self.first_bad < 0) & ~f, out["step"], self.first_bad)
 
     def host(self) -> dict:
-        return {k: v.item() for k, v in jax.device_get(
+        """Plain Python numbers (lists of them for vectorised trials), JSON-ready."""
+        return {k: np.asarray(v).tolist() for k, v in jax.device_get(
             {"loss_sum": self.loss_sum, "finite_steps": self.finite_steps,
              "first_bad": self.first_bad}).items()}
+
+
+def _per_trial(value, t: int):
+    return value[t] if isinstance(value, list) else value
 
 
 def _restore(checkpointer, state):
@@ -180,11 +204,16 @@ def _restore(checkpointer, state):
     return restored
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
+                       vectorized_trials: int | None = None) -> dict | list[dict]:
     """Trains ``config`` in ``workdir`` (resuming if it holds a checkpoint); returns the last record.
 
-    The returned record has ``preempted=True`` when a SIGTERM/SIGINT stopped the run
-    after saving a checkpoint.
+    ``vectorized_trials=T`` trains trials ``0..T-1`` (keys ``trial_key(seed, t)``) as one
+    compiled program over stacked parameters and optimizer states — the same numbers as
+    T sequential runs. They share one checkpoint in ``workdir/checkpoints`` (the "best"
+    one by the mean metric over trials) and log to ``workdir/trial_<t>/``; a list of
+    records, one per trial, is returned. A record has ``preempted=True`` when a
+    SIGTERM/SIGINT stopped the run after saving a checkpoint.
     """
     validate_config(config)
     wd = prepare_workdir(workdir)
@@ -192,6 +221,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     mesh = parallel.make_mesh()
     parallel.check_batch_divisible(config.train.batch_size, mesh)
     is_main = jax.process_index() == 0
+    T = vectorized_trials
 
     from jaxseg import data  # imported here: the data layer brings TensorFlow
 
@@ -201,49 +231,70 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     collection = metrics.MetricCollection(config.eval.metrics, config.eval.threshold)
     tx = build_optimizer(config.optimizer)
 
-    init_key, dropout_key = jax.random.split(jax.random.PRNGKey(config.seed))
-    state = parallel.put_replicated(create_train_state(model, tx, init_key, source.image_shape), mesh)
+    if T is None:
+        state = create_train_state(model, tx, trial_key(config.seed, config.train.trial), source.image_shape)
+        train_step = make_train_step(model, tx, loss_fn)
+        eval_step = make_eval_step(model, loss_fn, collection)
+        log_dirs = [wd]
+    else:
+        keys = jnp.stack([trial_key(config.seed, t) for t in range(T)])
+        state = jax.vmap(lambda k: create_train_state(model, tx, k, source.image_shape))(keys)
+        train_step = jax.vmap(make_train_step(model, tx, loss_fn), in_axes=(0, None, None))
+        eval_step = jax.vmap(make_eval_step(model, loss_fn, collection), in_axes=(0, None, 0, None))
+        log_dirs = [prepare_workdir(safe_path(wd, f"trial_{t}")) for t in range(T)]
+    state = parallel.put_replicated(state, mesh)
+    train_step = jax.jit(train_step, donate_argnums=(0,))
+    eval_step = jax.jit(eval_step, donate_argnums=(2,))
+
     checkpointer = ckpt_lib.Checkpointer(safe_path(wd, "checkpoints"))
     state, meta = _restore(checkpointer, state)
     start_epoch, skip, best = int(meta["epoch"]), int(meta["epoch_step"]), meta.get("best")
     if is_main and int(_host_float(state.step)):
         print(f"Resuming from {wd / 'checkpoints'} at step {int(_host_float(state.step))} "
               f"(epoch {start_epoch + 1}, step {skip} of {source.steps_per_epoch})", file=sys.stderr)
+    logs, writers = [], []
     if is_main:
-        safe_path(wd, "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
-    log = MetricsLog(safe_path(wd, "metrics.jsonl"), keep_through_epoch=start_epoch) if is_main else None
-    tb = TensorBoardWriter(wd) if is_main else None
+        for t, d in enumerate(log_dirs):
+            trial_config = config.to_dict()
+            if T is not None:
+                trial_config["train"]["trial"] = t
+            safe_path(d, "config.json").write_text(json.dumps(trial_config, indent=2, default=str))
+            logs.append(MetricsLog(safe_path(d, "metrics.jsonl"), keep_through_epoch=start_epoch))
+            writers.append(TensorBoardWriter(d))
 
-    train_step = jax.jit(make_train_step(model, tx, loss_fn, dropout_key), donate_argnums=(0,))
-    eval_step = jax.jit(make_eval_step(model, loss_fn, collection), donate_argnums=(2,))
     sharding = parallel.batch_sharding(mesh)
     metric_key = f"val/{config.eval.checkpoint_metric}"
+    mode = config.eval.checkpoint_mode
     policy = config.train.nonfinite
-    record: dict = {}
+    records: list[dict] = [{} for _ in log_dirs]
 
-    def save(epoch_done: int, epoch_step: int, acc: _EpochAccumulator, improved: bool, rec: dict):
+    def save(epoch_done: int, epoch_step: int, acc: _EpochAccumulator, improved: bool, recs: list[dict]):
         h = acc.host()
         checkpointer.save(int(_host_float(state.step)), state, {
             "epoch": epoch_done, "epoch_step": epoch_step, "loss_sum": h["loss_sum"],
             "finite_steps": h["finite_steps"], "best": best, "best_metric": metric_key,
-            "metrics": rec}, best=improved)
+            "metrics": recs[0] if T is None else recs}, best=improved)
 
     def check_finite(acc: _EpochAccumulator):
-        bad = acc.host()["first_bad"]
-        if bad >= 0 and policy == "stop":
+        bad = [b for b in np.atleast_1d(acc.host()["first_bad"]) if b >= 0]
+        if bad and policy == "stop":
             checkpointer.wait()
             last = checkpointer.latest_step()
             where = f"the last good checkpoint is step {last} in {wd / 'checkpoints'}" if last is not None \
                 else "no checkpoint was saved yet"
             raise NonFiniteError(
-                f"non-finite loss or gradient at step {bad} (the update was not applied); {where}. "
+                f"non-finite loss or gradient at step {min(bad)} (the update was not applied); {where}. "
                 "Lower the learning rate, check the data, or set --config.train.nonfinite=skip")
+
+    def result(preempted_by=None):
+        recs = [dict(r, preempted=True, signal=preempted_by) for r in records] if preempted_by else records
+        return recs[0] if T is None else recs
 
     with PreemptionGuard() as guard:
         for epoch in range(start_epoch, config.train.epochs):
             k = jnp.asarray(epoch, jnp.int32)
             t0, wait = time.perf_counter(), 0.0
-            acc = _EpochAccumulator(meta["loss_sum"], meta["finite_steps"]) if skip else _EpochAccumulator()
+            acc = _EpochAccumulator(T, meta["loss_sum"], meta["finite_steps"]) if skip else _EpochAccumulator(T)
             bar = tqdm(total=source.steps_per_epoch, initial=skip, leave=False, dynamic_ncols=True,
                        desc=f"epoch {epoch + 1}/{config.train.epochs}",
                        disable=not is_main or not config.train.progress)
@@ -258,47 +309,56 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                 state, out = train_step(state, batch, k)
                 acc.add(out)
                 if last_loss is not None and i % config.train.log_every == 0:
-                    bar.set_postfix(loss=f"{_host_float(last_loss):.4f}")  # previous step: done already
+                    loss_now = np.asarray(jax.device_get(last_loss))  # previous step: done already
+                    bar.set_postfix(loss=f"{float(loss_now.mean()):.4f}")
                     check_finite(acc)
                 last_loss = out["loss"]
                 bar.update(1)
                 if guard.requested and i + 1 < source.steps_per_epoch:  # at the epoch's end: finish it first
-                    save(epoch, i + 1, acc, False, record)
+                    save(epoch, i + 1, acc, False, records)
                     checkpointer.wait()
                     bar.close()
                     print(f"saved step {int(_host_float(state.step))} to {wd / 'checkpoints'}; "
                           "run the same command to resume", file=sys.stderr)
-                    return {**record, "preempted": True, "signal": guard.signum}
+                    return result(guard.signum)
             bar.close()
             skip = 0
             check_finite(acc)
             h = acc.host()
             train_time = time.perf_counter() - t0
-            val = evaluate(eval_step, state, source, collection, mesh, epoch)
-            record = {"epoch": epoch + 1, "step": int(_host_float(state.step)),
-                      "train/loss": h["loss_sum"] / max(h["finite_steps"], 1),
-                      **{f"train/{n}": _host_float(v) for n, v in out.items() if n not in ("loss", "finite", "step")},
-                      "train/nonfinite_steps": source.steps_per_epoch - h["finite_steps"],
-                      **val, "time/train_s": train_time,
-                      "time/data_wait_fraction": wait / max(train_time, 1e-9),
-                      "time/eval_s": time.perf_counter() - t0 - train_time}
-            mode = config.eval.checkpoint_mode
-            improved = ckpt_lib.is_better(val.get(metric_key), best, mode)
+            vals = evaluate(eval_step, state, source, collection, mesh, epoch, T)
+            aux = {n: np.atleast_1d(np.asarray(jax.device_get(v))) for n, v in out.items()
+                   if n not in ("loss", "finite", "step")}
+            eval_time = time.perf_counter() - t0 - train_time
+            for t, val in enumerate(vals):
+                finite_steps = _per_trial(h["finite_steps"], t)
+                records[t] = {"epoch": epoch + 1, "step": int(_host_float(state.step)),
+                              "train/loss": _per_trial(h["loss_sum"], t) / max(finite_steps, 1),
+                              **{f"train/{n}": float(v[min(t, v.size - 1)]) for n, v in aux.items()},
+                              "train/nonfinite_steps": source.steps_per_epoch - finite_steps,
+                              **val, "time/train_s": train_time,
+                              "time/data_wait_fraction": wait / max(train_time, 1e-9),
+                              "time/eval_s": eval_time}
+            score = float(np.mean([r.get(metric_key, np.nan) for r in records]))
+            improved = ckpt_lib.is_better(score, best, mode)
             if improved:
-                best = val[metric_key]
-            save(epoch + 1, 0, _EpochAccumulator(), improved, record)
+                best = score
+            save(epoch + 1, 0, _EpochAccumulator(T), improved, records)
             if is_main:
-                log.write(record)
-                tb.scalars(record["step"], record)
-                tqdm.write(f"epoch {epoch + 1}: train/loss={record['train/loss']:.4f} " +
-                           " ".join(f"{n}={v:.4f}" for n, v in val.items()) +
-                           f" ({train_time:.1f}s train, data wait "
-                           f"{100 * record['time/data_wait_fraction']:.1f}%)", file=sys.stderr)
+                for log, tb, rec in zip(logs, writers, records):
+                    log.write(rec)
+                    tb.scalars(rec["step"], rec)
+                for t, rec in enumerate(records):
+                    prefix = "" if T is None else f"trial {t} "
+                    tqdm.write(f"{prefix}epoch {epoch + 1}: train/loss={rec['train/loss']:.4f} " +
+                               " ".join(f"{n}={v:.4f}" for n, v in vals[t].items()) +
+                               f" ({train_time:.1f}s train, data wait "
+                               f"{100 * rec['time/data_wait_fraction']:.1f}%)", file=sys.stderr)
             if guard.requested:
                 checkpointer.wait()
-                return {**record, "preempted": True, "signal": guard.signum}
+                return result(guard.signum)
     checkpointer.wait()
     checkpointer.close()
-    if tb is not None:
+    for tb in writers:
         tb.close()
-    return record
+    return result()

@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent("""
         mesh = parallel.make_mesh(devices)
         state = parallel.put_replicated(
             train.create_train_state(model, tx, jax.random.PRNGKey(0), (32, 32, 1)), mesh)
-        step = jax.jit(train.make_train_step(model, tx, loss_fn, jax.random.PRNGKey(1)))
+        step = jax.jit(train.make_train_step(model, tx, loss_fn))
         b = parallel.put_batch(batch, parallel.batch_sharding(mesh))
         assert len(b["image"].sharding.device_set) == len(devices)
         for _ in range(2):

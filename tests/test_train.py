@@ -22,7 +22,7 @@ def _tiny_setup(loss_fn=None, lr=1e-2):
     tx = build_optimizer(dict(name="adam", learning_rate=lr))
     state = train.create_train_state(model, tx, jax.random.PRNGKey(0), (32, 32, 1))
     loss_fn = loss_fn or losses.build_loss(dict(name="dice", batchwise=True))
-    step = jax.jit(train.make_train_step(model, tx, loss_fn, jax.random.PRNGKey(1)))
+    step = jax.jit(train.make_train_step(model, tx, loss_fn))
     images, masks = synthetic.generate(4, 32, "lung", seed=0)
     return state, step, {"image": jnp.asarray(images), "mask": jnp.asarray(masks)}
 
