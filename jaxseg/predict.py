@@ -50,15 +50,25 @@ class Predictor:
         if not config_path.exists():
             raise SystemExit(f"error: {config_path} not found — is {wd} a jaxseg workdir?")
         self.config = json.loads(config_path.read_text())
-        mngr_dir = wd / "checkpoints" / which
+        # a vectorised trial (trial_<t>/) shares its parent's stacked checkpoint: take slice t
+        train_cfg = self.config.get("train", {})
+        stacked = not (wd / "checkpoints").is_dir() and (wd.parent / "checkpoints").is_dir() \
+            and train_cfg.get("vectorize_trials", False)
+        root = wd.parent if stacked else wd
+        mngr_dir = root / "checkpoints" / which
         if not mngr_dir.is_dir() or not list(ckpt_lib.open_read_only(mngr_dir).all_steps()):
-            mngr_dir = wd / "checkpoints" / "latest"
+            mngr_dir = root / "checkpoints" / "latest"
+        if not mngr_dir.is_dir():
+            raise SystemExit(f"error: no checkpoint in {root / 'checkpoints'}")
         mngr = ckpt_lib.open_read_only(mngr_dir)
         steps = list(mngr.all_steps())
         if not steps:
-            raise SystemExit(f"error: no checkpoint in {wd / 'checkpoints'}")
+            raise SystemExit(f"error: no checkpoint in {root / 'checkpoints'}")
         self.step = max(steps)
         state = ckpt_lib.read_state(mngr, self.step)
+        if stacked:
+            t = int(train_cfg.get("trial", 0))
+            state = jax.tree_util.tree_map(lambda x: np.asarray(x)[t], state)
         self.variables = {"params": state["params"]}
         if state.get("batch_stats"):
             self.variables["batch_stats"] = state["batch_stats"]
