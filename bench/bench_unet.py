@@ -119,6 +119,8 @@ def main(argv=None):
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--peak-tflops", type=float, default=None,
+                   help="the device's peak (e.g. 989 for H100 bf16 dense): prints MFU = FLOP/step ÷ step time ÷ peak")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
 
@@ -132,13 +134,16 @@ def main(argv=None):
         assert result["torch"]["params"] == result["jaxseg"]["params"], (result["torch"]["params"],
                                                                           result["jaxseg"]["params"])
         result["ratio_jax_over_torch"] = result["jaxseg"]["images_per_s"] / result["torch"]["images_per_s"]
+    if args.peak_tflops:
+        result["jaxseg"]["mfu"] = result["jaxseg"]["flops_per_step"] / result["jaxseg"]["step_s"] / (args.peak_tflops * 1e12)
     if args.json:
         print(json.dumps(result))
     else:
         j = result["jaxseg"]
         print(f"{result['machine']}; U-Net {args.features}/{args.depth} at {args.size}², batch {args.batch}, "
               f"{args.dtype}, {j['params']:,} params, {j['flops_per_step'] / 1e9:.1f} GFLOP/step")
-        print(f"  jaxseg : {j['images_per_s']:8.2f} images/s ({j['step_s'] * 1e3:.0f} ms/step)")
+        mfu = f", MFU {100 * j['mfu']:.1f}%" if "mfu" in j else ""
+        print(f"  jaxseg : {j['images_per_s']:8.2f} images/s ({j['step_s'] * 1e3:.0f} ms/step{mfu}) on {j['device']}")
         if "torch" in result:
             t = result["torch"]
             print(f"  PyTorch: {t['images_per_s']:8.2f} images/s ({t['step_s'] * 1e3:.0f} ms/step)")
