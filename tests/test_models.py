@@ -2,9 +2,12 @@
 dropout, determinism, and that every model learns on the synthetic task.
 
 Kept tiny for the shared CPU: shapes and counts use ``jax.eval_shape`` (traces, compiles
-nothing); numerical tests use features=4 and inputs of 32×32 or smaller.
+nothing); numerical tests use features=4 and inputs of 32×32 or smaller, and jit-ed
+init/apply with "rbg" keys (XLA CPU compiles threefry bit generation for every
+parameter shape slowly; the key implementation does not change what is tested).
 """
 
+import functools
 import math
 
 import flax.linen as nn
@@ -22,6 +25,42 @@ from jaxseg.models.blocks import ConvBlock, ConvNormAct
 NAMES = ["attunet", "convnext_unet", "fcn", "r2unet", "resattunet", "resunet", "transunet", "unet",
          "unetpp"]
 KEY = jax.random.PRNGKey(0)
+
+
+FAST = {"xla_backend_optimization_level": 0}  # tests: compile time ≫ run time
+
+
+def rng(seed=0):
+    return jax.random.key(seed, impl="rbg")
+
+
+def fast_jit(fn):
+    return jax.jit(fn, compiler_options=FAST)
+
+
+@functools.lru_cache(maxsize=None)
+def _initializer(name, options):
+    model = build(name, **dict(options))
+    return fast_jit(lambda k, x: model.init(k, x, train=False))
+
+
+def variables(name, seed=0, shape=(1, 32, 32, 1), **options):
+    """Initial variables of ``build(name, **options)``; the compiled init is shared by all tests."""
+    return _initializer(name, tuple(sorted(options.items())))(rng(seed), jnp.zeros(shape))
+
+
+def init(model, x, seed=0):
+    return fast_jit(lambda k, x: model.init(k, x, train=False))(rng(seed), x)
+
+
+def apply_eval(model, variables, x, **kw):
+    return fast_jit(lambda v, x: model.apply(v, x, train=False, **kw))(variables, x)
+
+
+def apply_train(model, variables, x, seed=0):
+    """Training-mode logits (BatchNorm on batch statistics, dropout keyed by ``seed``)."""
+    fn = fast_jit(lambda v, x, k: model.apply(v, x, train=True, rngs={"dropout": k}, mutable=["batch_stats"])[0])
+    return fn(variables, x, rng(seed))
 
 
 def build(name, **kw):
@@ -184,7 +223,7 @@ def test_convnext_block_structure():
 ])
 def test_conv_init_statistics(scheme, fan_mode, expected_std):
     layer = ConvNormAct(64, weight_init=scheme, fan_mode=fan_mode)
-    v = layer.init(KEY, jnp.zeros((1, 4, 4, 32)), train=False)
+    v = init(layer, jnp.zeros((1, 4, 4, 32)))
     k = np.asarray(v["params"]["Conv_0"]["kernel"])
     assert k.shape == (3, 3, 32, 64)
     assert abs(k.mean()) < 0.05 * expected_std
@@ -195,7 +234,7 @@ def test_conv_init_statistics(scheme, fan_mode, expected_std):
 
 def test_model_passes_init_scheme_to_its_convolutions():
     model = build("resattunet", features=16, weight_init="he_normal", fan_mode="fan_out")
-    v = model.init(KEY, jnp.zeros((1, 8, 8, 1)))
+    v = init(model, jnp.zeros((1, 8, 8, 1)))
     k = np.asarray(v["params"]["decoder"]["dec1"]["ConvNormAct_1"]["Conv_0"]["kernel"])  # 16 → 16
     assert k.std() == pytest.approx(math.sqrt(2 / (9 * 16)), rel=0.05)
 
@@ -206,8 +245,8 @@ def test_model_passes_init_scheme_to_its_convolutions():
 def test_attention_coefficients_in_unit_interval(name):
     model = build(name, depth=3)
     x = jax.random.uniform(KEY, (2, 16, 24, 1))
-    v = model.init(KEY, x)
-    _, state = model.apply(v, x, train=False, mutable=["intermediates"])
+    v = init(model, x)
+    _, state = apply_eval(model, v, x, mutable=["intermediates"])
     inter = state["intermediates"]["decoder"]
     alphas = {k: g["attention"][0] for k, g in inter.items()}
     assert sorted(alphas) == ["gate1", "gate2"]
@@ -220,26 +259,28 @@ def test_attention_coefficients_in_unit_interval(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_dropout_active_only_in_training(name):
-    x = jax.random.uniform(KEY, (2, 8, 8, 1))
+    x = jax.random.uniform(KEY, (2, 32, 32, 1))
     model, plain = build(name, dropout=0.5), build(name, dropout=0.0)
-    v = model.init(KEY, x)
+    v = variables(name)  # dropout has no parameters: the same variables serve both models
+
+    @fast_jit
+    def outputs(v, x, k1, k2):
+        def train(k):
+            return model.apply(v, x, train=True, rngs={"dropout": k}, mutable=["batch_stats"])[0]
+        return (model.apply(v, x, train=False), plain.apply(v, x, train=False),
+                train(k1), train(k2), train(k1))
+
+    evaluated, evaluated_plain, a, b, a_again = outputs(v, x, rng(1), rng(2))
     # Evaluation: no dropout at all — the same as the dropout-free model with these weights.
-    np.testing.assert_allclose(model.apply(v, x, train=False), plain.apply(v, x, train=False), rtol=1e-6)
-
-    def train(key):
-        out, _ = model.apply(v, x, train=True, rngs={"dropout": key}, mutable=["batch_stats"])
-        return np.asarray(out)
-
-    a, b = train(jax.random.PRNGKey(1)), train(jax.random.PRNGKey(2))
+    np.testing.assert_allclose(evaluated, evaluated_plain, rtol=1e-6)
+    # Training: a different mask per dropout key, the same mask for the same key.
     assert not np.allclose(a, b)
-    np.testing.assert_array_equal(a, train(jax.random.PRNGKey(1)))
+    np.testing.assert_array_equal(a, a_again)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_same_seed_same_parameters(name):
-    model = build(name)
-    x = jnp.zeros((1, 8, 8, 1))
-    p0, p0b, p1 = (model.init(jax.random.PRNGKey(s), x)["params"] for s in (0, 0, 1))
+    p0, p0b, p1 = (variables(name, seed)["params"] for seed in (0, 0, 1))
     jax.tree_util.tree_map(np.testing.assert_array_equal, p0, p0b)
     leaves0, leaves1 = jax.tree_util.tree_leaves(p0), jax.tree_util.tree_leaves(p1)
     assert any(not np.array_equal(a, b) for a, b in zip(leaves0, leaves1))
@@ -247,9 +288,9 @@ def test_same_seed_same_parameters(name):
 
 def test_transunet_runs_at_a_size_other_than_init():
     model = build("transunet", depth=3)
-    v = model.init(KEY, jnp.zeros((1, 16, 16, 1)))
+    v = init(model, jnp.zeros((1, 16, 16, 1)))
     assert v["params"]["transformer"]["position"].shape == (4, 4, 16)
-    assert model.apply(v, jnp.ones((1, 8, 24, 1))).shape == (1, 8, 24, 1)
+    assert apply_eval(model, v, jnp.ones((1, 8, 24, 1))).shape == (1, 8, 24, 1)
 
 
 # --- UNet++ deep supervision --------------------------------------------------------------
@@ -257,15 +298,15 @@ def test_transunet_runs_at_a_size_other_than_init():
 def test_unetpp_deep_supervision_outputs():
     model = build("unetpp", depth=3, deep_supervision=True, num_classes=2)
     x = jax.random.uniform(KEY, (2, 8, 8, 1))
-    v = model.init(KEY, x)
-    heads, _ = model.apply(v, x, train=True, mutable=["batch_stats"])
+    v = init(model, x)
+    heads = apply_train(model, v, x)
     assert heads.shape == (2, 2, 8, 8, 2)                   # (d−1 heads, N, H, W, C)
-    out, state = model.apply(v, x, train=False, mutable=["intermediates"])
+    out, state = apply_eval(model, v, x, mutable=["intermediates"])
     sown = state["intermediates"]["heads"][0]
     assert out.shape == (2, 8, 8, 2)
     np.testing.assert_allclose(out, sown[-1], rtol=1e-6)
     mean_model = build("unetpp", depth=3, deep_supervision=True, num_classes=2, ds_eval="mean")
-    np.testing.assert_allclose(mean_model.apply(v, x), sown.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(apply_eval(mean_model, v, x), sown.mean(0), rtol=1e-5, atol=1e-6)
     single, _ = abstract_init(build("unetpp", depth=3), (2, 8, 8, 1))
     assert single.shape == (2, 8, 8, 1)
 
@@ -290,13 +331,12 @@ def test_deep_supervision_loss_averages_heads():
 
 # --- learning -----------------------------------------------------------------------------
 
-def _train_losses(model, images, masks, steps, loss):
-    variables = model.init(KEY, images[:1])
-    params, batch_stats = variables["params"], variables.get("batch_stats", {})
-    tx = optax.adam(3e-3)
+def _train_losses(model, init_variables, images, masks, steps, loss):
+    params, batch_stats = init_variables["params"], init_variables.get("batch_stats", {})
+    tx = optax.adam(1e-2)
     opt_state = tx.init(params)
 
-    @jax.jit
+    @fast_jit
     def step(params, batch_stats, opt_state, key):
         def objective(p):
             v = {"params": p, **({"batch_stats": batch_stats} if batch_stats else {})}
@@ -309,7 +349,7 @@ def _train_losses(model, images, masks, steps, loss):
 
     values = []
     for i in range(steps):
-        params, batch_stats, opt_state, value = step(params, batch_stats, opt_state, jax.random.PRNGKey(i))
+        params, batch_stats, opt_state, value = step(params, batch_stats, opt_state, rng(i))
         values.append(float(value))
     return values
 
@@ -318,8 +358,9 @@ def _train_losses(model, images, masks, steps, loss):
 def test_every_model_lowers_its_loss_on_synthetic_phantoms(name):
     images, masks = generate(4, 32, "lung", seed=0)
     kw = {"deep_supervision": True} if name == "unetpp" else {}
-    model = build(name, dropout=0.1, **kw)
+    model = build(name, **kw)
     loss = models.deep_supervision_loss(lambda lg, y: bce(lg, y) + dice(lg, y))
-    values = _train_losses(model, jnp.asarray(images), jnp.asarray(masks), steps=8, loss=loss)
+    values = _train_losses(model, variables(name, **kw), jnp.asarray(images), jnp.asarray(masks), steps=10,
+                           loss=loss)
     assert all(np.isfinite(values))
     assert values[-1] < 0.9 * values[0], values
