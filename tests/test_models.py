@@ -123,6 +123,14 @@ def test_indivisible_input_raises_clear_error(name):
         abstract_init(model, (1, 30, 32, 1))
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_in_channels_option_checks_the_input(name):
+    out, _ = abstract_init(build(name, in_channels=3), (1, 8, 8, 3))
+    assert out.shape == (1, 8, 8, 1)
+    with pytest.raises(ValueError, match="input has 1 channels, in_channels is 3"):
+        abstract_init(build(name, in_channels=3), (1, 8, 8, 1))
+
+
 @pytest.mark.parametrize("name", ["unet", "convnext_unet", "transunet"])
 def test_bfloat16_compute_returns_float32_logits(name):
     model = models.get_model({"name": name, "features": 4, "depth": 2,

@@ -9,15 +9,16 @@ for any registry name.
   upsample      'nearest' (nearest upsampling + conv) or 'transpose' (transposed conv)
   weight_init   'torch_default' | 'he_normal' | ... (``initializers.SCHEMES``)
   fan_mode      'fan_in' | 'fan_out' for he_normal
+  in_channels   input channels c_0 expected (None: whatever ``init`` sees — the
+                convolutions read c_0 from the input); a mismatch is a clear error
   dtype         compute dtype (params stay float32; logits are returned in float32)
 
-Input channels are not an option: they are read from the input at ``init``.
 Every model is called as ``model.apply(variables, x, train=...)`` with x NHWC.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -37,6 +38,7 @@ class SegmentationModel(nn.Module):
     upsample: str = "nearest"
     weight_init: str = "he_normal"
     fan_mode: str = "fan_in"
+    in_channels: Optional[int] = None
     dtype: Any = jnp.float32
 
     @property
@@ -56,6 +58,11 @@ class SegmentationModel(nn.Module):
         return kernel_init(self.weight_init, self.fan_mode)
 
     def prepare(self, x):
-        """Checks H, W against the depth and casts to the compute dtype."""
+        """Checks the input's channels and H, W against the depth; casts to the compute dtype."""
+        if x.ndim != 4:
+            raise ValueError(f"{type(self).__name__}: expected an NHWC batch, got shape {x.shape}")
+        if self.in_channels is not None and x.shape[-1] != self.in_channels:
+            raise ValueError(f"{type(self).__name__}: input has {x.shape[-1]} channels, "
+                             f"in_channels is {self.in_channels}")
         check_divisible(x.shape, self.depth - 1, type(self).__name__)
         return x.astype(self.dtype)
