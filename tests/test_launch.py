@@ -1,0 +1,35 @@
+"""launch/: usage errors, and a whole experiment sweep (smoke variants) ending in its report."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("script", ["single_gpu.sh", "multi_gpu.sh", "sweep.sh"])
+def test_usage_errors(script):
+    proc = subprocess.run(["bash", os.path.join(ROOT, "launch", script)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "usage:" in proc.stderr
+
+
+def test_unknown_experiment(tmp_path):
+    proc = subprocess.run(["bash", os.path.join(ROOT, "launch", "sweep.sh"), "exp9", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "unknown experiment 'exp9'" in proc.stderr
+
+
+@pytest.mark.slow
+def test_sweep_of_experiment2_smoke(tmp_path):
+    env = dict(os.environ, PY=sys.executable)
+    proc = subprocess.run(
+        ["bash", os.path.join(ROOT, "launch", "sweep.sh"), "exp2", str(tmp_path), "--smoke",
+         "--config.train.epochs=1", "--config.train.num_trials=1", "--config.train.progress=False"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = (tmp_path / "report" / "table.md").read_text().splitlines()
+    assert table[0] == "| | loss | val loss | AUC | DSC | Jaccard | AP |"
+    assert [row.split("|")[1].strip() for row in table[2:]] == ["lovasz", "jaccard"]
+    assert (tmp_path / "report" / "predictions.png").exists()
