@@ -62,6 +62,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.optimizer.b1 = 0.9
     c.optimizer.b2 = 0.999
     c.optimizer.weight_decay = 0.0
+    c.optimizer.schedule = "constant"  # 'constant' | 'cosine' | 'poly' (nnU-Net)
+    c.optimizer.warmup_steps = 0
 
     c.train = ml_collections.ConfigDict()
     c.train.epochs = 12

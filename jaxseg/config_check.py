@@ -15,7 +15,7 @@ class ConfigError(ValueError):
 
 def _problems(config: ml_collections.ConfigDict) -> list[str]:
     from jaxseg import losses, metrics, models
-    from jaxseg.optim import OPTIMIZERS
+    from jaxseg.optim import OPTIMIZERS, SCHEDULES
 
     out = []
     for section in ("data", "model", "loss", "optimizer", "train", "eval"):
@@ -40,6 +40,8 @@ def _problems(config: ml_collections.ConfigDict) -> list[str]:
         out.append("config.eval.checkpoint_mode must be 'max' or 'min'")
     if config.optimizer.get("name") not in OPTIMIZERS:
         out.append(f"config.optimizer.name={config.optimizer.get('name')!r}; available: {', '.join(OPTIMIZERS)}")
+    if config.optimizer.get("schedule", "constant") not in SCHEDULES:
+        out.append(f"config.optimizer.schedule={config.optimizer.schedule!r}; available: {', '.join(SCHEDULES)}")
     if config.train.epochs < 1 or config.train.batch_size < 1:
         out.append("config.train.epochs and config.train.batch_size must be positive")
     if config.train.dtype not in ("float32", "bfloat16", "float16"):

@@ -1,9 +1,19 @@
-"""Optimizers from ``config.optimizer`` (thesis Tables 5-8: Adam, β1, β2, weight decay).
+"""Optimizers and learning-rate schedules from ``config.optimizer``.
 
-``adam`` follows PyTorch's ``torch.optim.Adam`` (the thesis's optimizer): weight
-decay is L2 added to the gradient before the Adam moments,
-  g ← g + λθ;  θ ← θ − lr · m̂ / (√v̂ + ε).
-``adamw`` decouples it (Loshchilov & Hutter 2019): θ ← θ − lr·(m̂/(√v̂+ε) + λθ).
+Optimizers (thesis Tables 5-8 use Adam with β1, β2 and weight decay):
+
+* ``adam`` follows PyTorch's ``torch.optim.Adam`` (the thesis's optimizer):
+  weight decay is L2 added to the gradient before the Adam moments,
+  g ← g + λθ;  θ ← θ − η_t · m̂ / (√v̂ + ε).
+* ``adamw`` decouples it (Loshchilov & Hutter 2019): θ ← θ − η_t·(m̂/(√v̂+ε) + λθ).
+* ``sgd`` with momentum (nnU-Net's choice, with the ``poly`` schedule).
+
+Schedules of the learning rate η_t at step t of T = epochs × steps per epoch
+(``config.optimizer.schedule``; ``warmup_steps`` ramps linearly from 0 first):
+
+* ``constant``: η_t = η (the thesis);
+* ``cosine``: η_t = η · ½(1 + cos(π t / T)) (Loshchilov & Hutter 2017);
+* ``poly``: η_t = η · (1 − t/T)^0.9 (nnU-Net, Isensee et al. 2021).
 """
 
 from __future__ import annotations
@@ -13,12 +23,37 @@ from typing import Any, Mapping
 import optax
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "poly")
 
 
-def build_optimizer(opt_config: Mapping[str, Any]) -> optax.GradientTransformation:
+def learning_rate_schedule(opt_config: Mapping[str, Any], total_steps: int | None = None):
+    """η_t as an optax schedule (a float for ``constant`` without warm-up)."""
+    cfg = dict(opt_config)
+    lr = cfg.get("learning_rate", 1e-3)
+    kind = cfg.get("schedule", "constant")
+    warmup = int(cfg.get("warmup_steps", 0))
+    if kind not in SCHEDULES:
+        raise ValueError(f"unknown learning-rate schedule {kind!r}; available: {', '.join(SCHEDULES)}")
+    if kind == "constant" and not warmup:
+        return lr
+    if kind != "constant" and not total_steps:
+        raise ValueError(f"the {kind!r} schedule needs the total number of steps")
+    decay_steps = max(1, (total_steps or 1) - warmup)
+    if kind == "constant":
+        main = optax.constant_schedule(lr)
+    elif kind == "cosine":
+        main = optax.cosine_decay_schedule(lr, decay_steps)
+    else:
+        main = optax.polynomial_schedule(lr, 0.0, power=0.9, transition_steps=decay_steps)
+    if not warmup:
+        return main
+    return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
+
+
+def build_optimizer(opt_config: Mapping[str, Any], total_steps: int | None = None) -> optax.GradientTransformation:
     cfg = dict(opt_config)
     name = cfg.get("name", "adam")
-    lr = cfg.get("learning_rate", 1e-3)
+    lr = learning_rate_schedule(cfg, total_steps)
     b1, b2 = cfg.get("b1", 0.9), cfg.get("b2", 0.999)
     eps = cfg.get("eps", 1e-8)
     wd = cfg.get("weight_decay", 0.0)
@@ -30,5 +65,5 @@ def build_optimizer(opt_config: Mapping[str, Any]) -> optax.GradientTransformati
         return optax.adamw(lr, b1=b1, b2=b2, eps=eps, weight_decay=wd)
     if name == "sgd":
         return optax.chain(optax.add_decayed_weights(wd) if wd else optax.identity(),
-                           optax.sgd(lr, momentum=cfg.get("momentum", 0.9)))
+                           optax.sgd(lr, momentum=cfg.get("momentum", 0.9), nesterov=cfg.get("nesterov", False)))
     raise ValueError(f"unknown optimizer {name!r}; available: {', '.join(OPTIMIZERS)}")

@@ -229,7 +229,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     model = models.get_model(config.model, config.train.dtype)
     loss_fn = losses.build_loss(config.loss)
     collection = metrics.MetricCollection(config.eval.metrics, config.eval.threshold)
-    tx = build_optimizer(config.optimizer)
+    tx = build_optimizer(config.optimizer, total_steps=config.train.epochs * source.steps_per_epoch)
 
     if T is None:
         state = create_train_state(model, tx, trial_key(config.seed, config.train.trial), source.image_shape)

@@ -43,3 +43,26 @@ def test_adam_matches_formula(name, decoupled):
 def test_unknown_optimizer():
     with pytest.raises(ValueError, match="available: adam, adamw, sgd"):
         build_optimizer(dict(name="lamb"))
+
+
+@pytest.mark.parametrize("kind", ["cosine", "poly"])
+def test_schedules_follow_their_formulas(kind):
+    from jaxseg.optim import learning_rate_schedule
+
+    lr, T, warm = 0.2, 100, 10
+    sched = learning_rate_schedule(dict(learning_rate=lr, schedule=kind, warmup_steps=warm), T)
+    for t in (0, 5, 10, 40, 99, 100):
+        if t < warm:
+            expected = lr * t / warm
+        else:
+            u = (t - warm) / (T - warm)
+            expected = lr * 0.5 * (1 + np.cos(np.pi * u)) if kind == "cosine" else lr * (1 - u) ** 0.9
+        np.testing.assert_allclose(float(sched(t)), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_constant_schedule_is_a_number_and_unknown_is_an_error():
+    from jaxseg.optim import learning_rate_schedule
+
+    assert learning_rate_schedule(dict(learning_rate=0.1)) == 0.1
+    with pytest.raises(ValueError, match="available: constant, cosine, poly"):
+        learning_rate_schedule(dict(schedule="step"), 10)
