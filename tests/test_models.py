@@ -10,7 +10,6 @@ parameter shape slowly; the key implementation does not change what is tested).
 import functools
 import math
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,7 +19,7 @@ import pytest
 from jaxseg import models
 from jaxseg.data.synthetic import generate
 from jaxseg.losses.regional import bce, dice
-from jaxseg.models.blocks import ConvBlock, ConvNormAct
+from jaxseg.models.blocks import ConvNormAct
 
 NAMES = ["attunet", "convnext_unet", "fcn", "r2unet", "resattunet", "resunet", "transunet", "unet",
          "unetpp"]
