@@ -51,6 +51,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.upsample = "nearest"
     c.model.weight_init = "he_normal"
     c.model.fan_mode = "fan_in"
+    c.model.deep_supervision = False  # UNet++ only: a head on every nested level, loss averaged over them
+    c.model.ds_eval = "last"  # UNet++ evaluation output: 'last' head or 'mean' of heads
 
     c.loss = ml_collections.ConfigDict()
     c.loss.name = "dice"

@@ -26,6 +26,11 @@ def _problems(config: ml_collections.ConfigDict) -> list[str]:
     if config.model.get("name") not in models.available():
         out.append(f"config.model.name={config.model.get('name')!r} is not a model; "
                    f"available: {', '.join(models.available())}")
+    else:
+        try:
+            models.get_model(config.model, config.train.get("dtype", "float32"))
+        except (TypeError, ValueError) as e:
+            out.append(f"config.model: {e}")
     try:
         losses.build_loss(config.loss)
     except ValueError as e:

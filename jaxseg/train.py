@@ -227,7 +227,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
 
     source = data.get_source(config, jax.process_index(), jax.process_count())
     model = models.get_model(config.model, config.train.dtype)
-    loss_fn = losses.build_loss(config.loss)
+    loss_fn = models.deep_supervision_loss(losses.build_loss(config.loss))  # identity for one head
     collection = metrics.MetricCollection(config.eval.metrics, config.eval.threshold)
     tx = build_optimizer(config.optimizer, total_steps=config.train.epochs * source.steps_per_epoch)
 

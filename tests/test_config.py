@@ -51,6 +51,8 @@ def test_default_config_is_valid_and_variants_are_checked():
     ("train.dtype", "int8", "use float32, bfloat16"),
     ("data.image_size", 36, r"not divisible by 2\^\(depth-1\)=8"),
     ("train.nonfinite", "ignore", "use 'stop' or 'skip'"),
+    ("model.deep_supervision", True, r"model 'unet' has no option\(s\) \['deep_supervision'\]"),
+    ("optimizer.schedule", "step", "available: constant, cosine, poly"),
 ])
 def test_invalid_values_give_one_clear_message(path, value, message):
     c = default_config.get_config()

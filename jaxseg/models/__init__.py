@@ -40,6 +40,10 @@ _REGISTRY: dict[str, type] = {
     "convnext_unet": ConvNeXtUNet,
 }
 
+# Options only some models have, with their inert values: configs/default.py carries them so that
+# they can be set from the command line; a model without the option accepts them at these values only.
+_OPTIONAL = {"deep_supervision": False, "ds_eval": "last"}
+
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 __all__ = ["available", "register", "get_model", "options", "deep_supervision_loss", "SegmentationModel",
@@ -69,6 +73,9 @@ def get_model(model_config: Mapping[str, Any], dtype: str = "float32"):
     cfg = dict(model_config)
     name = cfg.pop("name", None)
     fields = options(name)
+    for key, inert in _OPTIONAL.items():  # the default config carries them for every model
+        if key in cfg and key not in fields and cfg[key] == inert:
+            del cfg[key]
     unknown = sorted(set(cfg) - set(fields))
     if unknown:
         raise ValueError(f"model {name!r} has no option(s) {unknown}; options: {fields}")
