@@ -82,7 +82,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval.metrics = ("dice", "jaccard")
     c.eval.threshold = 0.5
     c.eval.checkpoint_metric = "dice"
-    c.eval.checkpoint_mode = "max"
+    c.eval.checkpoint_mode = "auto"  # 'auto' (distances and loss: lower is better) | 'max' | 'min'
     # multi-trial summary (jaxseg.aggregate): per run the median (or mean) of the last k epochs
     c.eval.aggregate = ml_collections.ConfigDict(dict(last=5, reduce="median"))
 

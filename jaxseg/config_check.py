@@ -35,14 +35,17 @@ def _problems(config: ml_collections.ConfigDict) -> list[str]:
         losses.build_loss(config.loss)
     except ValueError as e:
         out.append(f"config.loss: {e}")
-    unknown = [m for m in config.eval.metrics if m not in metrics.available()]
-    if unknown:
-        out.append(f"config.eval.metrics: unknown {unknown}; available: {', '.join(metrics.available())}")
-    if config.eval.checkpoint_metric not in ("loss", *config.eval.metrics):
+    keys: tuple = ()
+    try:
+        keys = metrics.MetricCollection(config.eval.metrics, config.eval.threshold,
+                                        num_classes=config.model.get("num_classes", 1)).names
+    except ValueError as e:
+        out.append(f"config.eval.metrics: {e}")
+    if keys and config.eval.checkpoint_metric not in ("loss", *keys):
         out.append(f"config.eval.checkpoint_metric={config.eval.checkpoint_metric!r} is not among "
-                   f"config.eval.metrics {list(config.eval.metrics)} (or 'loss')")
-    if config.eval.checkpoint_mode not in ("max", "min"):
-        out.append("config.eval.checkpoint_mode must be 'max' or 'min'")
+                   f"config.eval.metrics {list(keys)} (or 'loss')")
+    if config.eval.checkpoint_mode not in ("auto", "max", "min"):
+        out.append("config.eval.checkpoint_mode must be 'auto', 'max' or 'min'")
     if config.optimizer.get("name") not in OPTIMIZERS:
         out.append(f"config.optimizer.name={config.optimizer.get('name')!r}; available: {', '.join(OPTIMIZERS)}")
     if config.optimizer.get("schedule", "constant") not in SCHEDULES:

@@ -196,6 +196,19 @@ def _per_trial(value, t: int):
     return value[t] if isinstance(value, list) else value
 
 
+def checkpoint_mode(config) -> str:
+    """'max' or 'min' for ``config.eval.checkpoint_metric`` ('auto': by the metric — distances and loss min)."""
+    mode = config.eval.checkpoint_mode
+    if mode != "auto":
+        return mode
+    metric = config.eval.checkpoint_metric
+    if metric == "loss":
+        return "min"
+    spec = next((m for m in config.eval.metrics
+                 if metrics.MetricCollection([m], num_classes=config.model.num_classes).names[0] == metric), metric)
+    return "max" if metrics.higher_is_better(spec) else "min"
+
+
 def _restore(checkpointer, state):
     """Newest usable checkpoint, or a fresh start: ``(state, meta)``."""
     restored = checkpointer.restore_newest_good(ckpt_lib.abstract_like(state))
@@ -228,7 +241,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     source = data.get_source(config, jax.process_index(), jax.process_count())
     model = models.get_model(config.model, config.train.dtype)
     loss_fn = models.deep_supervision_loss(losses.build_loss(config.loss))  # identity for one head
-    collection = metrics.MetricCollection(config.eval.metrics, config.eval.threshold)
+    collection = metrics.MetricCollection(config.eval.metrics, config.eval.threshold,
+                                          num_classes=config.model.num_classes)
     tx = build_optimizer(config.optimizer, total_steps=config.train.epochs * source.steps_per_epoch)
 
     if T is None:
@@ -264,7 +278,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
 
     sharding = parallel.batch_sharding(mesh)
     metric_key = f"val/{config.eval.checkpoint_metric}"
-    mode = config.eval.checkpoint_mode
+    mode = checkpoint_mode(config)
     policy = config.train.nonfinite
     records: list[dict] = [{} for _ in log_dirs]
 

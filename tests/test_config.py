@@ -53,6 +53,8 @@ def test_default_config_is_valid_and_variants_are_checked():
     ("train.nonfinite", "ignore", "use 'stop' or 'skip'"),
     ("model.deep_supervision", True, r"model 'unet' has no option\(s\) \['deep_supervision'\]"),
     ("optimizer.schedule", "step", "available: constant, cosine, poly"),
+    ("eval.metrics", ("dice", "hausdorff95(on=edges)"), "config.eval.metrics: .*on"),
+    ("eval.checkpoint_mode", "up", "must be 'auto', 'max' or 'min'"),
 ])
 def test_invalid_values_give_one_clear_message(path, value, message):
     c = default_config.get_config()
@@ -61,6 +63,19 @@ def test_invalid_values_give_one_clear_message(path, value, message):
         c[section][key] = value
     with pytest.raises(ConfigError, match=message):
         validate_config(c)
+
+
+def test_checkpoint_mode_auto_follows_the_metric():
+    from jaxseg.train import checkpoint_mode
+
+    c = default_config.get_config()
+    assert checkpoint_mode(c) == "max"  # dice
+    c.eval.metrics = ("dice", "hausdorff95(on=boundary)")
+    c.eval.checkpoint_metric = "hausdorff95(on=boundary)"
+    validate_config(c)
+    assert checkpoint_mode(c) == "min"
+    c.eval.checkpoint_metric = "loss"
+    assert checkpoint_mode(c) == "min"
 
 
 def test_several_problems_are_reported_together():

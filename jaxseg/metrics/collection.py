@@ -214,6 +214,8 @@ def build_metric(spec: str | Mapping[str, Any], threshold: float = 0.5,
     if s.name not in available():
         raise ValueError(f"unknown metric {s.name!r}; available: {', '.join(available())}")
     params = dict(s.params)
+    if params.get("on", "region") not in ("region", "boundary"):  # else found only at the first evaluation
+        raise ValueError(f"metric spec {spec!r}: on must be 'region' or 'boundary'; got {params['on']!r}")
     threshold = float(params.pop("threshold", threshold))
     try:
         return s.key, _factory(s.name)(num_classes=num_classes, threshold=threshold, **params)
