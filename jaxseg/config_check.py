@@ -6,6 +6,8 @@ overrides; this checks the values and their combinations.
 
 from __future__ import annotations
 
+import math
+
 import ml_collections
 
 
@@ -56,11 +58,38 @@ def _problems(config: ml_collections.ConfigDict) -> list[str]:
         out.append(f"config.train.dtype={config.train.dtype!r}; use float32, bfloat16 or float16")
     if config.train.get("nonfinite", "stop") not in ("stop", "skip"):
         out.append(f"config.train.nonfinite={config.train.nonfinite!r}; use 'stop' or 'skip'")
+    out += _data_problems(config.data)
     depth = config.model.get("depth")
     size = config.data.get("image_size")
     if depth and size and size % 2 ** (depth - 1):
         out.append(f"config.data.image_size={size} is not divisible by 2^(depth-1)={2 ** (depth - 1)} "
                    f"(config.model.depth={depth})")
+    return out
+
+
+def rotated_extent(size: int, rotation_limit: float) -> float:
+    """Side of the axis-aligned box holding a size×size square rotated by any angle up to the limit:
+    size·max_{|θ|≤limit}(|cos θ| + |sin θ|) (= size·√2 from 45° on)."""
+    theta = math.radians(min(abs(rotation_limit), 45.0))
+    return size * (math.cos(theta) + math.sin(theta))
+
+
+def _data_problems(data) -> list[str]:
+    from jaxseg.data import available as datasets
+
+    out = []
+    if data.get("name") not in datasets():
+        out.append(f"config.data.name={data.get('name')!r} is not a dataset; available: {', '.join(datasets())}")
+    size, crop = data.get("image_size"), data.get("crop_size")
+    if crop and size and crop > size:
+        out.append(f"config.data.crop_size={crop} is larger than the image (config.data.image_size={size})")
+    if data.get("name") == "histopathology" and size:
+        patch = data.get("patch_size", 512)
+        need = rotated_extent(size, data.get("rotation_limit", 0.0)) if data.get("random_pick") else size
+        if need > patch + 1e-6:
+            out.append(f"config.data.image_size={size} crops rotated by up to {data.get('rotation_limit', 0.0)}° "
+                       f"need {need:.0f}×{need:.0f} pixels but a patch is {patch}×{patch} "
+                       "(config.data.patch_size): lower image_size or rotation_limit, or enlarge the patches")
     return out
 
 

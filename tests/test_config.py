@@ -55,6 +55,8 @@ def test_default_config_is_valid_and_variants_are_checked():
     ("optimizer.schedule", "step", "available: constant, cosine, poly"),
     ("eval.metrics", ("dice", "hausdorff95(on=edges)"), "config.eval.metrics: .*on"),
     ("eval.checkpoint_mode", "up", "must be 'auto', 'max' or 'min'"),
+    ("data.name", "kaggle", "is not a dataset; available: covid_qu_ex, folder, histopathology, synthetic"),
+    ("data.crop_size", 128, "crop_size=128 is larger than the image"),
 ])
 def test_invalid_values_give_one_clear_message(path, value, message):
     c = default_config.get_config()
@@ -76,6 +78,18 @@ def test_checkpoint_mode_auto_follows_the_metric():
     assert checkpoint_mode(c) == "min"
     c.eval.checkpoint_metric = "loss"
     assert checkpoint_mode(c) == "min"
+
+
+def test_a_rotated_crop_must_fit_in_its_patch():
+    from configs import boundary_tversky
+
+    c = boundary_tversky.get_config("linear")
+    validate_config(c)  # Table 7: 256² crops rotated up to 180° in 512² patches (needs 363²)
+    c.data.image_size = 384
+    with pytest.raises(ConfigError, match=r"need 543×543 pixels but a patch is 512×512"):
+        validate_config(c)
+    c.data.rotation_limit = 0.0
+    validate_config(c)
 
 
 def test_several_problems_are_reported_together():
