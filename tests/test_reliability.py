@@ -28,8 +28,11 @@ def _cli(workdir, epochs=3):
 
 @pytest.mark.slow
 def test_sigkill_at_any_moment_then_rerun_equals_an_uninterrupted_run(tmp_path):
-    full = subprocess.run(_cli(tmp_path / "full"), cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert full.returncode == 0, full.stderr[-2000:]
+    from configs import default
+
+    reference = default.get_config("smoke")  # what _cli runs, trained in this process
+    reference.train.epochs, reference.train.progress = 3, False
+    train.train_and_evaluate(reference, tmp_path / "full")
     victim = subprocess.Popen(_cli(tmp_path / "killed"), cwd=ROOT, stderr=subprocess.PIPE, text=True)
     for line in victim.stderr:  # wait (without sleeping) until epoch 1 is evaluated, then kill -9
         if line.startswith("epoch 1:"):

@@ -108,9 +108,10 @@ def test_unknown_arm_lists_the_arms():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,arm", [("unet_variants", "resattunet"), ("lovasz", None), ("jaccard", None),
-                                      ("boundary_tversky", "linear"), ("boundary_bce", "constant")])
+@pytest.mark.parametrize("name,arm", [("unet_variants", "resattunet"), ("boundary_tversky", "linear"),
+                                      ("boundary_bce", "constant")])
 def test_smoke_variant_trains(name, arm, tmp_path):
+    """configs/lovasz.py:smoke and configs/jaccard.py:smoke run in tests/test_launch.py's sweep."""
     from jaxseg import experiments
 
     c = _config(name, f"{arm},smoke" if arm else "smoke")
