@@ -99,6 +99,8 @@ def make_smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.data.name, c.data.root, c.data.task = "synthetic", "", task
     c.data.image_size, c.data.num_train, c.data.num_val = 32, 32, 16
     c.data.crop_size = None
+    if c.data.random_pick:  # rotated 32² crops lying inside 48² phantoms (32·√2 < 48)
+        c.data.image_size, c.data.crop_size = 48, 32
     c.model.features, c.model.depth = 4, 3
     c.train.epochs, c.train.batch_size = 2, 8
     c.train.num_trials = min(c.train.num_trials, 2)

@@ -13,15 +13,15 @@ DATASETS = ("synthetic", "covid_qu_ex", "folder", "histopathology")
 
 
 def _synthetic(config, process_index: int, process_count: int):
+    """The built-in phantoms, with the augmentation ``config.data`` asks for (as every dataset)."""
     from jaxseg.data import synthetic
-    from jaxseg.data.pipeline import ArraySource
+    from jaxseg.data.pipeline import source_from_arrays
 
     d = config.data
     train = synthetic.generate(d.num_train, d.image_size, d.task, seed=d.seed, start=0)
     val = synthetic.generate(d.num_val, d.image_size, d.task, seed=d.seed, start=d.num_train)
-    return ArraySource(dict(image=train[0], mask=train[1]), dict(image=val[0], mask=val[1]),
-                       config.train.batch_size, seed=config.seed,
-                       process_index=process_index, process_count=process_count)
+    return source_from_arrays(dict(image=train[0], mask=train[1]), dict(image=val[0], mask=val[1]), config,
+                              process_index, process_count)
 
 
 def _covid_qu_ex(config, process_index: int, process_count: int):
