@@ -46,6 +46,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path):
             trial_config = ml_collections.ConfigDict(config.to_dict())
             trial_config.train.trial = t
             records.append(train_and_evaluate(trial_config, safe_path(wd, f"trial_{t}")))
+            if records[-1].get("preempted"):  # the same command resumes this trial, then the rest
+                break
     if not any(r.get("preempted") for r in records):
         write_summary(config, wd)
     return records

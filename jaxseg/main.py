@@ -24,14 +24,19 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # orbax/absl INFO lines would drown the progress bar
-    from jaxseg.config_check import ConfigError
     from jaxseg import experiments
+    from jaxseg.config_check import ConfigError
+    from jaxseg.data.errors import DataError
+    from jaxseg.guards import NonFiniteError
 
     try:
         record = experiments.run(_CONFIG.value, _WORKDIR.value)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except (DataError, NonFiniteError) as e:  # the file or the step is named in the message
+        print(f"error: {e}", file=sys.stderr)
+        return 3
     for r in record if isinstance(record, list) else [record]:
         if r:
             print("final: " + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"

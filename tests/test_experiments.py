@@ -48,3 +48,16 @@ def test_trials_write_configs_and_a_summary(two_ways):
             np.testing.assert_allclose(summary[key]["mean"], np.mean(per_run), rtol=1e-6)
             assert summary[key]["runs"] == 2
     assert (seq / "trial_0" / "checkpoints").is_dir() and (vec / "checkpoints").is_dir()
+
+
+def test_a_preempted_trial_stops_the_sequence(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_train(config, workdir, vectorized_trials=None):
+        calls.append(config.train.trial)
+        return {"epoch": 1, "preempted": True}
+
+    monkeypatch.setattr(experiments, "train_and_evaluate", fake_train)
+    records = experiments.run(tiny_config(epochs=2, num_trials=3), tmp_path)
+    assert calls == [0] and records[0]["preempted"]
+    assert not (tmp_path / "summary.json").exists()
