@@ -1,0 +1,78 @@
+"""XLA:CPU's YNNPACK kernels for dots, element-wise ops and reductions, on by default.
+
+XLA:CPU (jaxlib 0.10) computes a convolution's weight gradient through a generic
+contraction that runs at ~10 GFLOP/s on a 2-core Xeon: 244–330 ms for one 64→64
+3×3 layer at 4×128², where PyTorch's oneDNN kernel takes 27 ms. With
+
+    --xla_cpu_experimental_ynn_fusion_type=dot,eltwise,reduce
+
+XLA hands those ops to YNNPACK (XNNPACK's successor): the same weight gradient
+takes 73–87 ms and a full U-Net train step runs 1.6–2× faster (bench/RESULTS.md,
+"XLA:CPU flags"). Gradients of every model agree with the default path to
+float32 rounding (tests/test_xla_cpu.py).
+
+The flag must be in ``XLA_FLAGS`` before JAX creates its CPU client, and an
+unknown flag aborts the process — so it is added only for jaxlib versions known
+to have it (``KNOWN_JAXLIB``), only if the user has not set a YNN fusion type
+themselves, and never when ``JAXSEG_XLA_CPU_FAST=0``. ``import jaxseg`` calls
+``enable_fast_cpu_kernels()``; it is a no-op once a JAX backend exists.
+GPU and TPU runs are unaffected (the flag concerns the CPU client only).
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["FLAG", "KNOWN_JAXLIB", "enable_fast_cpu_kernels", "fast_cpu_kernels_requested"]
+
+FLAG = "--xla_cpu_experimental_ynn_fusion_type=dot,eltwise,reduce"
+KNOWN_JAXLIB = ((0, 10),)  # (major, minor) releases whose XLA defines the flag (checked: 0.10.0, 0.10.2)
+_OFF = {"0", "false", "no", "off"}
+
+
+def _jaxlib_release() -> tuple[int, int] | None:
+    try:
+        from jaxlib import version
+    except ImportError:
+        return None
+    parts = version.__version__.split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def fast_cpu_kernels_requested(environ=None) -> bool:
+    """True if XLA_FLAGS (in ``environ``, default ``os.environ``) holds our flag."""
+    env = os.environ if environ is None else environ
+    return FLAG in env.get("XLA_FLAGS", "").split()
+
+
+def _backend_started() -> bool:
+    try:
+        from jax._src import xla_bridge
+        return bool(xla_bridge.backends_are_initialized())
+    except (ImportError, AttributeError):
+        return False
+
+
+def enable_fast_cpu_kernels(environ=None, backend_started: bool | None = None) -> bool:
+    """Add ``FLAG`` to ``XLA_FLAGS`` when it is safe and wanted; return whether it is now there.
+
+    Leaves ``XLA_FLAGS`` alone if ``JAXSEG_XLA_CPU_FAST`` is 0/false/no/off, if
+    it already names a YNN fusion type, if the jaxlib release is not one in
+    ``KNOWN_JAXLIB``, or if a JAX backend is already initialised (the flag would
+    have no effect).
+    """
+    env = os.environ if environ is None else environ
+    flags = env.get("XLA_FLAGS", "")
+    if env.get("JAXSEG_XLA_CPU_FAST", "1").strip().lower() in _OFF:
+        return False
+    if "ynn_fusion_type" in flags:
+        return fast_cpu_kernels_requested(env)
+    if _jaxlib_release() not in KNOWN_JAXLIB:
+        return False
+    if _backend_started() if backend_started is None else backend_started:
+        return False
+    env["XLA_FLAGS"] = f"{flags} {FLAG}".strip()
+    return True
