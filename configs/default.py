@@ -32,6 +32,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.random_pick = False  # a random rotated crop lying fully inside its patch (thesis §6.1.2)
     c.data.brightness = 0.0
     c.data.contrast = 0.0
+    c.data.augment_on = "device"  # inside the jitted train step (measured faster, bench/RESULTS.md) or "host" (tf.data)
     # whole-slide histopathology (jaxseg.data.histopathology)
     c.data.patch_size = 512
     c.data.tissue_downsample = 32

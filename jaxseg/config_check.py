@@ -76,10 +76,16 @@ def rotated_extent(size: int, rotation_limit: float) -> float:
 
 def _data_problems(data) -> list[str]:
     from jaxseg.data import available as datasets
+    from jaxseg.data.affine import AugmentConfig
 
     out = []
     if data.get("name") not in datasets():
         out.append(f"config.data.name={data.get('name')!r} is not a dataset; available: {', '.join(datasets())}")
+    try:  # whole-slide patches are cut to image_size by the augmentation itself
+        AugmentConfig.from_config(data, **({"crop_size": data.get("image_size")}
+                                           if data.get("name") == "histopathology" else {}))
+    except ValueError as e:
+        out.append(str(e))
     size, crop = data.get("image_size"), data.get("crop_size")
     if crop and size and crop > size:
         out.append(f"config.data.crop_size={crop} is larger than the image (config.data.image_size={size})")

@@ -92,15 +92,19 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.array(True)
 
 
-def make_train_step(model: nn.Module, tx: optax.GradientTransformation, loss_fn: Callable) -> Callable:
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation, loss_fn: Callable,
+                    augment: Callable | None = None) -> Callable:
     """``step(state, batch, epoch) -> (state, {'loss', 'finite', 'step', **aux})``, pure (jit it).
 
     A step whose loss or gradients are not finite leaves params, batch_stats and the
     optimizer state unchanged (``finite`` is False); the step counter still advances.
+    ``augment(batch, step) -> batch`` (``jaxseg.data.device_augment``) runs first, on device.
     """
 
     def step(state: TrainState, batch: dict, epoch: jax.Array):
         rng = jax.random.fold_in(state.rng, state.step)
+        if augment is not None:
+            batch = augment(batch, state.step)
 
         def objective(params):
             logits, updates = model.apply(
@@ -240,8 +244,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     T = vectorized_trials
 
     from jaxseg import data  # imported here: the data layer brings TensorFlow
+    from jaxseg.data.device_augment import make_device_augment
 
     source = data.get_source(config, jax.process_index(), jax.process_count())
+    augment = make_device_augment(getattr(source, "augment_config", None), config.seed)
     model = models.get_model(config.model, config.train.dtype)
     loss_fn = models.deep_supervision_loss(losses.build_loss(config.loss))  # identity for one head
     collection = metrics.MetricCollection(config.eval.metrics, config.eval.threshold,
@@ -250,13 +256,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
 
     if T is None:
         state = create_train_state(model, tx, trial_key(config.seed, config.train.trial), source.image_shape)
-        train_step = make_train_step(model, tx, loss_fn)
+        train_step = make_train_step(model, tx, loss_fn, augment)
         eval_step = make_eval_step(model, loss_fn, collection)
         log_dirs = [wd]
     else:
         keys = jnp.stack([trial_key(config.seed, t) for t in range(T)])
         state = create_train_state(model, tx, keys, source.image_shape)
-        train_step = jax.vmap(make_train_step(model, tx, loss_fn), in_axes=(0, None, None))
+        train_step = jax.vmap(make_train_step(model, tx, loss_fn, augment), in_axes=(0, None, None))
         eval_step = jax.vmap(make_eval_step(model, loss_fn, collection), in_axes=(0, None, 0, None))
         log_dirs = [prepare_workdir(safe_path(wd, f"trial_{t}")) for t in range(T)]
     state = parallel.put_replicated(state, mesh)

@@ -1,27 +1,41 @@
-"""Seeded augmentation: exact crops, random pick inside its patch, binary masks after rotation."""
+"""Seeded augmentation, in tf.data (host) and in JAX (device): exact crops, random pick inside
+its patch, binary masks after rotation. Every behaviour test runs on both paths."""
 
+import jax
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from jaxseg.data.augment import AugmentConfig, augment_batch, center_crop
+from jaxseg.data.device_augment import augment_on_device
 
 
 def _batch(n=6, size=48, seed=0):
     rng = np.random.default_rng(seed)
-    return {"image": tf.constant(rng.uniform(0.2, 1.0, (n, size, size, 1)).astype(np.float32)),
-            "mask": tf.constant((rng.uniform(size=(n, size, size, 1)) > 0.5).astype(np.float32)),
-            "dist": tf.constant(rng.normal(size=(n, size, size, 1)).astype(np.float32))}
+    return {"image": rng.uniform(0.2, 1.0, (n, size, size, 1)).astype(np.float32),
+            "mask": (rng.uniform(size=(n, size, size, 1)) > 0.5).astype(np.float32),
+            "dist": rng.normal(size=(n, size, size, 1)).astype(np.float32)}
 
 
-def _run(batch, cfg, seed=(1, 2)):
-    return {k: v.numpy() for k, v in augment_batch(batch, tf.constant(seed, tf.int64), cfg).items()}
+def _host(batch, cfg, seed=(1, 2)):
+    out = augment_batch({k: tf.constant(v) for k, v in batch.items()}, tf.constant(seed, tf.int64), cfg)
+    return {k: v.numpy() for k, v in out.items()}
 
 
-def test_unrotated_crops_and_flips_are_exact_windows():
+def _device(batch, cfg, seed=(1, 2)):
+    key = jax.random.fold_in(jax.random.PRNGKey(seed[0]), seed[1])
+    return {k: np.asarray(v) for k, v in jax.jit(augment_on_device, static_argnums=2)(batch, key, cfg).items()}
+
+
+@pytest.fixture(params=["host", "device"])
+def _run(request):
+    return {"host": _host, "device": _device}[request.param]
+
+
+def test_unrotated_crops_and_flips_are_exact_windows(_run):
     batch = _batch()
     out = _run(batch, AugmentConfig(augment=True, crop_size=20, flips="both"))
-    img, mask, dist = (batch[k].numpy() for k in ("image", "mask", "dist"))
+    img, mask, dist = (batch[k] for k in ("image", "mask", "dist"))
     for i in range(len(img)):
         found = False
         for fy in (1, -1):
@@ -36,9 +50,9 @@ def test_unrotated_crops_and_flips_are_exact_windows():
         assert found, f"example {i} is not a flipped window of its input"
 
 
-def test_random_pick_stays_inside_its_patch_and_masks_stay_binary():
+def test_random_pick_stays_inside_its_patch_and_masks_stay_binary(_run):
     n, size = 16, 64
-    ones = {"image": tf.ones((n, size, size, 1)), "mask": _batch(n, size)["mask"]}
+    ones = {"image": np.ones((n, size, size, 1), np.float32), "mask": _batch(n, size)["mask"]}
     cfg = AugmentConfig(augment=True, crop_size=32, random_pick=True, rotation_limit=180.0)
     out = _run(ones, cfg)
     assert out["image"].shape == (n, 32, 32, 1)
@@ -49,7 +63,7 @@ def test_random_pick_stays_inside_its_patch_and_masks_stay_binary():
     assert (rotated["image"] == 0).any(axis=(1, 2, 3)).sum() >= n // 2
 
 
-def test_seeded_and_varied():
+def test_seeded_and_varied(_run):
     batch, cfg = _batch(), AugmentConfig(augment=True, crop_size=24, random_pick=True, rotation_limit=90.0,
                                          flips="horizontal", brightness=0.1, contrast=0.2)
     a, b, c = _run(batch, cfg, (1, 2)), _run(batch, cfg, (1, 2)), _run(batch, cfg, (1, 3))
@@ -58,11 +72,11 @@ def test_seeded_and_varied():
     assert a["image"].min() >= 0 and a["image"].max() <= 1
 
 
-def test_brightness_and_contrast_touch_the_image_only():
+def test_brightness_and_contrast_touch_the_image_only(_run):
     batch = _batch()
     out = _run(batch, AugmentConfig(augment=True, brightness=0.2, contrast=0.3))
-    np.testing.assert_array_equal(out["mask"], batch["mask"].numpy())
-    assert not np.allclose(out["image"], batch["image"].numpy())
+    np.testing.assert_array_equal(out["mask"], batch["mask"])
+    assert not np.allclose(out["image"], batch["image"])
 
 
 def test_config_validation_and_center_crop():
@@ -70,6 +84,8 @@ def test_config_validation_and_center_crop():
         AugmentConfig(random_pick=True)
     with pytest.raises(ValueError, match="flips"):
         AugmentConfig(flips="diagonal")
+    with pytest.raises(ValueError, match="augment_on"):
+        AugmentConfig(augment_on="gpu")
     arrays = {"image": np.arange(2 * 8 * 8).reshape(2, 8, 8, 1), "valid": np.ones(2)}
     crop = center_crop(arrays, 4)
     np.testing.assert_array_equal(crop["image"][0, ..., 0], arrays["image"][0, 2:6, 2:6, 0])

@@ -1,4 +1,5 @@
-"""Data parallelism: a step sharded over 2 (fake CPU) devices equals the 1-device step."""
+"""Data parallelism: a step sharded over 2 (fake CPU) devices equals the 1-device step,
+on-device augmentation included."""
 
 import os
 import subprocess
@@ -11,6 +12,8 @@ SCRIPT = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
     from jaxseg import losses, models, parallel, train
     from jaxseg.data import synthetic
+    from jaxseg.data.affine import AugmentConfig
+    from jaxseg.data.device_augment import make_device_augment
     from jaxseg.optim import build_optimizer
 
     assert jax.device_count() == 2, jax.devices()
@@ -21,12 +24,14 @@ SCRIPT = textwrap.dedent("""
     loss_fn = losses.build_loss(dict(name="dice", batchwise=True))
     images, masks = synthetic.generate(4, 32, "lung", seed=0)
     batch = {"image": images, "mask": masks}
+    augment = make_device_augment(AugmentConfig(augment=True, augment_on="device", crop_size=24, random_pick=True,
+                                                rotation_limit=90.0, flips="horizontal", brightness=0.1), seed=0)
     results = []
     for devices in (jax.devices()[:1], jax.devices()):
         mesh = parallel.make_mesh(devices)
         state = parallel.put_replicated(
             train.create_train_state(model, tx, jax.random.PRNGKey(0), (32, 32, 1)), mesh)
-        step = jax.jit(train.make_train_step(model, tx, loss_fn))
+        step = jax.jit(train.make_train_step(model, tx, loss_fn, augment))
         b = parallel.put_batch(batch, parallel.batch_sharding(mesh))
         assert len(b["image"].sharding.device_set) == len(devices)
         for _ in range(2):

@@ -89,6 +89,7 @@ class ArraySource:
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.augment = augment
+        self.augment_config = None  # an AugmentConfig when the train step augments on the device
         self.process_index, self.process_count = process_index, process_count
         if self.batch_size % process_count:
             raise ValueError(f"batch_size {batch_size} is not divisible by the {process_count} processes")
@@ -172,6 +173,8 @@ def source_from_arrays(train: Mapping[str, np.ndarray], val: Mapping[str, np.nda
 
     With ``crop_size`` set, validation arrays are centre-cropped (thesis Tables 7-8,
     "crop validation images"), and so are training arrays when augmentation is off.
+    With ``augment_on='device'`` the batches leave tf.data unaugmented; the source's
+    ``augment_config`` tells the train step what to do.
     """
     from jaxseg.data.augment import AugmentConfig, center_crop, make_augment
 
@@ -180,6 +183,8 @@ def source_from_arrays(train: Mapping[str, np.ndarray], val: Mapping[str, np.nda
         val = center_crop(val, aug.crop_size)
         if not aug.augment:
             train = center_crop(train, aug.crop_size)
-    return ArraySource(train, val, config.train.batch_size, seed=config.seed, augment=make_augment(aug),
-                       process_index=process_index, process_count=process_count,
-                       sample_weights=sample_weights)
+    source = ArraySource(train, val, config.train.batch_size, seed=config.seed, augment=make_augment(aug),
+                         process_index=process_index, process_count=process_count,
+                         sample_weights=sample_weights)
+    source.augment_config = aug  # the train step reads it for augment_on='device'
+    return source
