@@ -125,7 +125,7 @@ def main():
             loss.backward()
             return loss
 
-        assert np.allclose(float(step()), float(v1), rtol=1e-4)
+        assert np.allclose(float(step().detach()), float(v1), rtol=1e-4)
         t_torch = median_time(step, args.repeats)
         print(f"                      Berman PyTorch {torch.__version__} {t_torch * 1e3:8.2f} ms  "
               f"ratio {t_torch / t_ours:5.2f}x")

@@ -104,7 +104,7 @@ def bench_torch(args, images, masks):
     if cuda:
         torch.cuda.synchronize()
     dt = (time.perf_counter() - t0) / args.steps
-    return {"images_per_s": args.batch / dt, "step_s": dt, "params": int(n_params), "loss": float(loss),
+    return {"images_per_s": args.batch / dt, "step_s": dt, "params": int(n_params), "loss": float(loss.detach()),
             "version": torch.__version__}
 
 

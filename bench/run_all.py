@@ -26,12 +26,14 @@ FULL = [
     ["bench_losses.py"],
     ["bench_metrics.py"],
     ["bench_input.py"],
+    ["bench_augment.py", "--epochs", "6"],
     ["bench_slide.py", "--workdir", "/tmp/jaxseg_slide"],
 ]
 QUICK = [
     ["bench_unet.py", "--features", "16", "--depth", "4", "--size", "128", "--steps", "3"],
     ["bench_losses.py", "--repeats", "3"],
     ["bench_metrics.py", "--only", "ranking", "--images", "100"],
+    ["bench_augment.py", "--size", "128", "--crop", "96", "--count", "64", "--epochs", "3"],
 ]
 
 

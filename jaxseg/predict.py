@@ -31,7 +31,7 @@ from typing import Iterator
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
+from jaxseg.progress import tqdm
 
 from jaxseg import checkpoint as ckpt_lib
 from jaxseg import models

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from tqdm.auto import tqdm
+from jaxseg.progress import tqdm
 
 from jaxseg import checkpoint as ckpt_lib
 from jaxseg import losses, metrics, models, parallel

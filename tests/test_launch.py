@@ -33,3 +33,18 @@ def test_sweep_of_experiment2_smoke(tmp_path):
     assert table[0] == "| | loss | val loss | AUC | DSC | Jaccard | AP |"
     assert [row.split("|")[1].strip() for row in table[2:]] == ["lovasz", "jaccard"]
     assert (tmp_path / "report" / "predictions.png").exists()
+
+
+def test_gpu_benchmark_script_dry_run(tmp_path):
+    """bench/gpu.sh runs end to end (tiny U-Net, one step, on the CPU here) and writes its JSON."""
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+               JAXSEG_BENCH_NO_TORCH="1")
+    proc = subprocess.run(["bash", os.path.join(ROOT, "bench", "gpu.sh"), "--dry-run", str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+
+    result = json.loads((tmp_path / "gpu_unet.json").read_text())
+    assert result["config"]["dtype"] == "bfloat16" and result["jaxseg"]["images_per_s"] > 0
+    assert result["jaxseg"]["flops_per_step"] > 0 and 0 < result["jaxseg"]["mfu"] < 1
+    assert (tmp_path / "gpu_unet.txt").read_text().count("images/s") == 2
