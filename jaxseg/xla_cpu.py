@@ -1,15 +1,15 @@
 """XLA:CPU's YNNPACK kernels for dots, element-wise ops and reductions, on by default.
 
-XLA:CPU (jaxlib 0.10) computes a convolution's weight gradient through a generic
+XLA:CPU (jaxlib 0.10 and 0.11) computes a convolution's weight gradient through a generic
 contraction that runs at ~10 GFLOP/s on a 2-core Xeon: 244–330 ms for one 64→64
 3×3 layer at 4×128², where PyTorch's oneDNN kernel takes 27 ms. With
 
     --xla_cpu_experimental_ynn_fusion_type=dot,eltwise,reduce
 
 XLA hands those ops to YNNPACK (XNNPACK's successor): the same weight gradient
-takes 73–87 ms and a full U-Net train step runs 1.6–2× faster (bench/RESULTS.md,
-"XLA:CPU flags"). Gradients of every model agree with the default path to
-float32 rounding (tests/test_xla_cpu.py).
+takes 73–87 ms and a U-Net train step runs 1.6× (32/5 at 128²) to 2.7× (64/5 at
+256²) faster (bench/RESULTS.md, "U-Net training throughput"). Gradients agree with
+the default path's to float32 rounding (tests/test_xla_cpu.py).
 
 The flag must be in ``XLA_FLAGS`` before JAX creates its CPU client, and an
 unknown flag aborts the process — so it is added only for jaxlib versions known
@@ -26,7 +26,7 @@ import os
 __all__ = ["FLAG", "KNOWN_JAXLIB", "enable_fast_cpu_kernels", "fast_cpu_kernels_requested"]
 
 FLAG = "--xla_cpu_experimental_ynn_fusion_type=dot,eltwise,reduce"
-KNOWN_JAXLIB = ((0, 10),)  # (major, minor) releases whose XLA defines the flag (checked: 0.10.0, 0.10.2)
+KNOWN_JAXLIB = ((0, 10), (0, 11))  # releases whose XLA defines the flag (checked: 0.10.0, 0.10.2, 0.11.2)
 _OFF = {"0", "false", "no", "off"}
 
 
