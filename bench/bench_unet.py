@@ -121,7 +121,8 @@ def main(argv=None):
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--peak-tflops", type=float, default=None,
                    help="the device's peak (e.g. 989 for H100 bf16 dense): prints MFU = FLOP/step ÷ step time ÷ peak")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON line instead of text")
+    p.add_argument("--json-out", default=None, help="also write the result as JSON to this file")
     args = p.parse_args(argv)
 
     from jaxseg.data import synthetic
@@ -136,6 +137,8 @@ def main(argv=None):
         result["ratio_jax_over_torch"] = result["jaxseg"]["images_per_s"] / result["torch"]["images_per_s"]
     if args.peak_tflops:
         result["jaxseg"]["mfu"] = result["jaxseg"]["flops_per_step"] / result["jaxseg"]["step_s"] / (args.peak_tflops * 1e12)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(result) + "\n")
     if args.json:
         print(json.dumps(result))
     else:

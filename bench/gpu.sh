@@ -33,10 +33,10 @@ if [[ $dry == 1 ]]; then
 fi
 for batch in "${batches[@]}"; do
   for dtype in float32 bfloat16; do
+    json=()  # the last run (largest batch, bf16: the target's setting) also writes gpu_unet.json
+    if [[ $batch == "${batches[-1]}" && $dtype == bfloat16 ]]; then json=(--json-out "$out/gpu_unet.json"); fi
     python3 bench/bench_unet.py "${model[@]}" --batch "$batch" --dtype "$dtype" --channels-last \
-      --peak-tflops "$peak" | tee -a "$out/gpu_unet.txt"
+      --peak-tflops "$peak" "${json[@]}" | tee -a "$out/gpu_unet.txt"
   done
 done
-python3 bench/bench_unet.py "${model[@]}" --batch "${batches[-1]}" --dtype bfloat16 --channels-last \
-  --peak-tflops "$peak" --json > "$out/gpu_unet.json"
 echo "wrote $out/gpu_unet.txt and $out/gpu_unet.json"

@@ -55,7 +55,7 @@ from jaxseg import losses, models
 rng = np.random.default_rng(0)
 x = jnp.asarray(rng.normal(size=(2, 32, 32, 1)).astype(np.float32))
 y = jnp.asarray((rng.random((2, 32, 32, 1)) < 0.3).astype(np.float32))
-model = models.get_model(dict(name="attunet", features=4, depth=2), "float32")
+model = models.get_model(dict(name="unet", features=4, depth=2), "float32")
 v = model.init(jax.random.PRNGKey(0), x, train=False)
 loss_fn = losses.build_loss(dict(name="dice"))
 def loss(p):
