@@ -47,7 +47,7 @@ def main():
         c.seed = 0
         c.data = dict(name="folder", root=root, image_size=a.size, val_fraction=0.2, seed=0, augment=True,
                       flips="horizontal", crop_size=224, random_pick=True, rotation_limit=180.0,
-                      brightness=0.1, contrast=0.1)
+                      brightness=0.1, contrast=0.1, augment_on="host")  # tf.data augmentation is what this measures
         c.model = dict(num_classes=1)
         c.train = dict(batch_size=a.batch)
         t0 = time.perf_counter()

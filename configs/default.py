@@ -41,6 +41,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.sampling = "positives"  # 'all' | 'positives' | 'weighted'
     c.data.sampling_weights = (1.0, 5.0)  # (negative, positive) patch weights for 'weighted'
     c.data.positive_labels = ()  # label values counted as positive (empty: any non-zero)
+    c.data.split_by = "patch"  # 'patch' (the thesis's) | 'slide': whole slides validate (no slide on both sides)
+    c.data.val_slides = ()  # with split_by='slide': slide file stems that validate (empty: a seeded val_fraction)
 
     c.model = ml_collections.ConfigDict()
     c.model.name = "unet"

@@ -89,6 +89,8 @@ def _data_problems(data) -> list[str]:
     size, crop = data.get("image_size"), data.get("crop_size")
     if crop and size and crop > size:
         out.append(f"config.data.crop_size={crop} is larger than the image (config.data.image_size={size})")
+    if data.get("split_by", "patch") not in ("patch", "slide"):
+        out.append(f"config.data.split_by={data.get('split_by')!r}; use 'patch' or 'slide'")
     if data.get("name") == "histopathology" and size:
         patch = data.get("patch_size", 512)
         need = rotated_extent(size, data.get("rotation_limit", 0.0)) if data.get("random_pick") else size

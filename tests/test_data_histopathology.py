@@ -15,13 +15,13 @@ W, H = 6 * P, 4 * P  # a 6 x 4 patch grid
 F = 2  # the label image is at half resolution
 
 
-def make_slide(root, name="s1"):
+def make_slide(root, name="s1", tissue=(200, 90, 160)):
     """Tissue (pink, saturated) in patch columns 0-2, white glass in 3-5; label 2 (ADC) in a blob, 1 in another."""
     os.makedirs(os.path.join(root, "slides"), exist_ok=True)
     os.makedirs(os.path.join(root, "labels"), exist_ok=True)
     rng = np.random.default_rng(0)
     img = np.full((H, W, 3), 245, np.uint8)
-    tissue = np.array([200, 90, 160], np.uint8)
+    tissue = np.array(tissue, np.uint8)
     img[:, : 3 * P] = np.clip(tissue + rng.integers(-20, 20, (H, 3 * P, 3)), 0, 255)
     with tifffile.TiffWriter(os.path.join(root, "slides", name + ".tif"), bigtiff=True) as tw:
         tw.write(img, tile=(64, 64), compression="jpeg", photometric="rgb")
@@ -73,7 +73,7 @@ def _config(root, cache, **data):
     c.seed = 0
     c.data = dict(name="histopathology", root=root, image_size=64, val_fraction=0.34, seed=0, cache_dir=cache,
                   patch_size=P, tissue_downsample=8, sampling="all", augment=True, random_pick=True,
-                  rotation_limit=180.0, flips="both")
+                  rotation_limit=180.0, flips="both", augment_on="host")
     c.data.update(data)
     c.model = dict(num_classes=1)
     c.train = dict(batch_size=4)
@@ -114,3 +114,35 @@ def test_unreadable_slide_and_inconsistent_labels(tmp_path):
     with pytest.raises(DataError, match="no label image") as e:
         hp.find_slides(str(tmp_path))
     assert e.value.path.endswith("bad.tif")
+
+
+def test_slide_level_split_keeps_each_slide_on_one_side(tmp_path):
+    from jaxseg.data import get_source
+
+    colours = {"s1": (200, 90, 160), "s2": (90, 60, 200), "s3": (60, 170, 90)}  # one tissue colour per slide
+    for name, colour in colours.items():
+        make_slide(str(tmp_path), name, colour)
+
+    def slides_of(images):  # the slide each patch came from, by its mean colour
+        means = images.reshape(len(images), -1, 3).mean(1)
+        return {min(colours, key=lambda n: np.abs(m - colours[n]).sum()) for m in means}
+
+    cache = str(tmp_path / "c")
+    src = get_source(_config(str(tmp_path), cache, split_by="slide", val_slides=("s2",)))
+    assert src.num_train == 24 and src.num_val == 12  # 12 tissue patches per slide
+    assert slides_of(src.train["image"]) == {"s1", "s3"}
+    src = get_source(_config(str(tmp_path), cache, split_by="slide", val_fraction=0.34))
+    val, train = slides_of(src.val["image"]), slides_of(src.train["image"])
+    assert len(val) == 1 and not val & train and val | train == set(colours)
+    patch_level = get_source(_config(str(tmp_path), cache, val_fraction=0.34))
+    assert len(slides_of(patch_level.val["image"])) > 1  # the default split mixes slides
+    with pytest.raises(DataError, match=r"val_slides names \['s9'\]"):
+        get_source(_config(str(tmp_path), cache, split_by="slide", val_slides=("s9",)))
+
+
+def test_slide_level_split_needs_two_slides(tmp_path):
+    from jaxseg.data import get_source
+
+    make_slide(str(tmp_path))
+    with pytest.raises(DataError, match="at least two slides"):
+        get_source(_config(str(tmp_path), str(tmp_path / "c"), split_by="slide"))

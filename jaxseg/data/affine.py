@@ -49,7 +49,7 @@ class AugmentConfig:
     random_pick: bool = False
     brightness: float = 0.0
     contrast: float = 0.0
-    augment_on: str = "host"
+    augment_on: str = "device"
 
     def __post_init__(self):
         if self.flips not in FLIPS:

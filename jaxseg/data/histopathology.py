@@ -45,6 +45,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 
 import numpy as np
 
@@ -412,23 +413,63 @@ def masks_from_labels(labels: np.ndarray, cfg: TilingConfig, num_classes: int, n
     return cfg.is_positive(labels).astype(np.uint8)[..., None]
 
 
+def split_patches(slide_of: np.ndarray, names: list[str], data) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) patch indices by ``config.data.split_by``.
+
+    'patch' (default, the thesis's): a seeded random ``val_fraction`` of all patches.
+    'slide': whole slides validate, so no slide contributes to both sides —
+    ``val_slides`` (slide file stems) if given, else a seeded random
+    ``val_fraction`` of the slides (at least one; needs two slides or more).
+    """
+    from jaxseg.data.pipeline import seeded_split
+
+    fraction, seed, by = data.get("val_fraction") or 0.2, data.get("seed", 0), data.get("split_by", "patch")
+    if by == "patch":
+        return seeded_split(len(slide_of), fraction, seed)
+    if by != "slide":
+        raise ValueError(f"config.data.split_by must be 'patch' or 'slide', got {by!r}")
+    root = data.get("root", "")
+    wanted = list(data.get("val_slides", ()) or ())
+    if wanted:
+        unknown = sorted(set(wanted) - set(names))
+        if unknown:
+            raise DataError(os.path.join(root, "slides"), f"config.data.val_slides names {unknown}, "
+                            f"but the slides are {names}")
+        val_slides = np.flatnonzero(np.isin(names, wanted))
+    else:
+        if len(names) < 2:
+            raise DataError(os.path.join(root, "slides"), "split_by='slide' needs at least two slides "
+                            f"(found {names}); use split_by='patch'")
+        val_slides = seeded_split(len(names), fraction, seed)[1]
+    is_val = np.isin(slide_of, val_slides)
+    train_idx, val_idx = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    if not len(train_idx) or not len(val_idx):
+        side = "validation" if not len(val_idx) else "training"
+        raise DataError(os.path.join(root, "slides"), f"the {side} slides have no patches after tiling "
+                        f"(validation slides: {[names[i] for i in val_slides]})")
+    print(f"histopathology: validating on slides {[names[i] for i in val_slides]}", file=sys.stderr)
+    return train_idx, val_idx
+
+
 def load(config, process_index: int = 0, process_count: int = 1):
-    """The ``histopathology`` source: cached patches, seeded patch-level split, random pick."""
+    """The ``histopathology`` source: cached patches, seeded patch- or slide-level split, random pick."""
     from jaxseg.data.covid_qu_ex import cache_dir
-    from jaxseg.data.pipeline import seeded_split, source_from_arrays
+    from jaxseg.data.pipeline import source_from_arrays
 
     d = config.data
     cfg = TilingConfig.from_config(d)
     num_classes = config.get("model", {}).get("num_classes", 1)
-    images, masks, positive = [], [], []
-    for slide_path, label_path in find_slides(d.root):
+    images, masks, positive, slide_of, names = [], [], [], [], []
+    for k, (slide_path, label_path) in enumerate(find_slides(d.root)):
         folder, index = cached_patches(slide_path, label_path, cfg, cache_dir(d))
         img, lab = read_cache(folder, index)
         images.append(img)
         masks.append(masks_from_labels(lab, cfg, num_classes, label_path))
         positive.extend(p["positive"] > 0 for p in index["patches"])
+        slide_of.append(np.full(len(img), k))
+        names.append(os.path.splitext(os.path.basename(slide_path))[0])
     image, mask, positive = np.concatenate(images), np.concatenate(masks), np.asarray(positive)
-    train_idx, val_idx = seeded_split(len(image), d.val_fraction or 0.2, d.get("seed", 0))
+    train_idx, val_idx = split_patches(np.concatenate(slide_of), names, d)
     weights = None
     if cfg.sampling == "weighted":
         w_neg, w_pos = d.get("sampling_weights", (1.0, 5.0))
