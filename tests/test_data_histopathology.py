@@ -146,3 +146,27 @@ def test_slide_level_split_needs_two_slides(tmp_path):
     make_slide(str(tmp_path))
     with pytest.raises(DataError, match="at least two slides"):
         get_source(_config(str(tmp_path), str(tmp_path / "c"), split_by="slide"))
+
+
+def test_skip_bad_files_leaves_out_an_unreadable_slide(tmp_path, capsys):
+    from jaxseg.data import get_source
+
+    make_slide(str(tmp_path), "good")
+    bad = tmp_path / "slides" / "broken.tif"
+    bad.write_bytes(b"II*\x00" + bytes(100))
+    tifffile.imwrite(str(tmp_path / "labels" / "broken.tif"), np.zeros((8, 8), np.uint8))
+    cache = str(tmp_path / "c")
+    with pytest.raises(DataError) as e:
+        get_source(_config(str(tmp_path), cache))
+    assert e.value.path == str(bad)
+    src = get_source(_config(str(tmp_path), cache, skip_bad_files=True))
+    assert src.num_train + src.num_val == 12  # the good slide's tissue patches
+    err = capsys.readouterr().err
+    assert "left out 1 bad slide" in err and str(bad) in err
+    bad_only = tmp_path / "only_bad"
+    (bad_only / "slides").mkdir(parents=True)
+    (bad_only / "labels").mkdir()
+    (bad_only / "slides" / "broken.tif").write_bytes(b"II*\x00" + bytes(100))
+    tifffile.imwrite(str(bad_only / "labels" / "broken.tif"), np.zeros((8, 8), np.uint8))
+    with pytest.raises(DataError, match="no usable slide"):
+        get_source(_config(str(bad_only), cache, skip_bad_files=True))

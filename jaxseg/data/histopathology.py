@@ -452,22 +452,38 @@ def split_patches(slide_of: np.ndarray, names: list[str], data) -> tuple[np.ndar
 
 
 def load(config, process_index: int = 0, process_count: int = 1):
-    """The ``histopathology`` source: cached patches, seeded patch- or slide-level split, random pick."""
+    """The ``histopathology`` source: cached patches, seeded patch- or slide-level split, random pick.
+
+    A slide that cannot be read or tiled stops with its ``DataError``, or, with
+    ``config.data.skip_bad_files``, is left out and listed (at least one must remain).
+    """
     from jaxseg.data.covid_qu_ex import cache_dir
     from jaxseg.data.pipeline import source_from_arrays
 
     d = config.data
     cfg = TilingConfig.from_config(d)
     num_classes = config.get("model", {}).get("num_classes", 1)
-    images, masks, positive, slide_of, names = [], [], [], [], []
-    for k, (slide_path, label_path) in enumerate(find_slides(d.root)):
-        folder, index = cached_patches(slide_path, label_path, cfg, cache_dir(d))
-        img, lab = read_cache(folder, index)
+    images, masks, positive, slide_of, names, skipped = [], [], [], [], [], []
+    for slide_path, label_path in find_slides(d.root):
+        try:
+            folder, index = cached_patches(slide_path, label_path, cfg, cache_dir(d))
+            img, lab = read_cache(folder, index)
+            mask_k = masks_from_labels(lab, cfg, num_classes, label_path)
+        except DataError as e:
+            if not d.get("skip_bad_files", False):
+                raise
+            skipped.append(str(e))
+            log.warning("skipped bad slide: %s", e)
+            continue
         images.append(img)
-        masks.append(masks_from_labels(lab, cfg, num_classes, label_path))
+        masks.append(mask_k)
         positive.extend(p["positive"] > 0 for p in index["patches"])
-        slide_of.append(np.full(len(img), k))
+        slide_of.append(np.full(len(img), len(names)))
         names.append(os.path.splitext(os.path.basename(slide_path))[0])
+    if not images:
+        raise DataError(os.path.join(d.root, "slides"), "no usable slide; skipped: " + "; ".join(skipped))
+    if skipped:
+        print(f"histopathology: left out {len(skipped)} bad slide(s):\n  " + "\n  ".join(skipped), file=sys.stderr)
     image, mask, positive = np.concatenate(images), np.concatenate(masks), np.asarray(positive)
     train_idx, val_idx = split_patches(np.concatenate(slide_of), names, d)
     weights = None
