@@ -247,7 +247,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     from jaxseg.data.device_augment import make_device_augment
 
     source = data.get_source(config, jax.process_index(), jax.process_count())
-    augment = make_device_augment(getattr(source, "augment_config", None), config.seed)
+    augment = make_device_augment(source.augment_config, config.seed)
     model = models.get_model(config.model, config.train.dtype)
     loss_fn = models.deep_supervision_loss(losses.build_loss(config.loss))  # identity for one head
     collection = metrics.MetricCollection(config.eval.metrics, config.eval.threshold,
@@ -262,7 +262,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     else:
         keys = jnp.stack([trial_key(config.seed, t) for t in range(T)])
         state = create_train_state(model, tx, keys, source.image_shape)
-        train_step = jax.vmap(make_train_step(model, tx, loss_fn, augment), in_axes=(0, None, None))
+        trials_step = jax.vmap(make_train_step(model, tx, loss_fn), in_axes=(0, None, None))
+
+        def train_step(state, batch, epoch):  # trials share the step counter: augment the batch once, not T times
+            if augment is not None:
+                batch = augment(batch, state.step[0])
+            return trials_step(state, batch, epoch)
         eval_step = jax.vmap(make_eval_step(model, loss_fn, collection), in_axes=(0, None, 0, None))
         log_dirs = [prepare_workdir(safe_path(wd, f"trial_{t}")) for t in range(T)]
     state = parallel.put_replicated(state, mesh)

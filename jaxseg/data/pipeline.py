@@ -77,19 +77,21 @@ class ArraySource:
       augment: optional ``fn(batch_dict_of_tf_tensors, seed_tensor) -> batch`` run in tf.data
         on each training batch with a stateless seed derived from (seed, epoch, step).
       sample_weights: optional per-training-example weights for non-uniform sampling.
+      augment_config: the ``AugmentConfig`` of ``config.data``; the train step applies it
+        itself when it says ``augment_on='device'`` (None: no device augmentation).
     """
 
     def __init__(self, train: Mapping[str, np.ndarray], val: Mapping[str, np.ndarray],
                  batch_size: int, seed: int = 0, augment: Callable | None = None,
                  process_index: int = 0, process_count: int = 1,
-                 sample_weights: np.ndarray | None = None):
+                 sample_weights: np.ndarray | None = None, augment_config=None):
         self.sample_weights = None if sample_weights is None else np.asarray(sample_weights, np.float64)
         self.train = {k: np.asarray(v) for k, v in train.items()}
         self.val = {k: np.asarray(v) for k, v in val.items()}
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.augment = augment
-        self.augment_config = None  # an AugmentConfig when the train step augments on the device
+        self.augment_config = augment_config
         self.process_index, self.process_count = process_index, process_count
         if self.batch_size % process_count:
             raise ValueError(f"batch_size {batch_size} is not divisible by the {process_count} processes")
@@ -183,8 +185,6 @@ def source_from_arrays(train: Mapping[str, np.ndarray], val: Mapping[str, np.nda
         val = center_crop(val, aug.crop_size)
         if not aug.augment:
             train = center_crop(train, aug.crop_size)
-    source = ArraySource(train, val, config.train.batch_size, seed=config.seed, augment=make_augment(aug),
-                         process_index=process_index, process_count=process_count,
-                         sample_weights=sample_weights)
-    source.augment_config = aug  # the train step reads it for augment_on='device'
-    return source
+    return ArraySource(train, val, config.train.batch_size, seed=config.seed, augment=make_augment(aug),
+                       process_index=process_index, process_count=process_count,
+                       sample_weights=sample_weights, augment_config=aug)
