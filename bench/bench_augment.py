@@ -28,15 +28,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from jaxseg import runtime  # noqa: E402  (the commands' process settings, before JAX starts)
+runtime.configure_process()
+
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-import jaxseg  # noqa: E402,F401  (XLA:CPU flags before the backend starts)
 from configs import default as default_config  # noqa: E402
-from jaxseg.data import synthetic  # noqa: E402
-from jaxseg.data.affine import AugmentConfig  # noqa: E402
-from jaxseg.data.device_augment import augment_on_device  # noqa: E402
+from jaxseg.data.sources import synthetic  # noqa: E402
+from jaxseg.data.augment.affine import AugmentConfig  # noqa: E402
+from jaxseg.data.augment.device import augment_on_device  # noqa: E402
 from jaxseg.data.pipeline import source_from_arrays  # noqa: E402
 
 
@@ -78,7 +80,7 @@ def augment_only(args) -> dict:
 
 
 def training(args, place: str) -> dict:
-    from jaxseg.train import train_and_evaluate
+    from jaxseg.training import train_and_evaluate
 
     with tempfile.TemporaryDirectory() as wd:
         train_and_evaluate(config(args, place), wd)

@@ -4,7 +4,7 @@
 
 Writes ``count`` 256x256 grayscale X-ray-like PNG pairs (0/255 masks) in the
 folder-dataset layout, then measures (1) decoding + checking the pairs
-(``jaxseg.data.folder``, images/s) and (2) training batches from
+(``jaxseg.data.sources.folder``, images/s) and (2) training batches from
 ``ArraySource`` with the Tables 7-8 augmentation (flips, random pick of a
 224² crop rotated up to 180°, brightness/contrast), images/s, after one warm-up epoch.
 """
@@ -23,7 +23,7 @@ from PIL import Image
 
 
 def make_pngs(root, count, size):
-    from jaxseg.data import synthetic
+    from jaxseg.data.sources import synthetic
 
     os.makedirs(os.path.join(root, "images"))
     os.makedirs(os.path.join(root, "masks"))
@@ -39,7 +39,7 @@ def main():
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--batch", type=int, default=16)
     a = ap.parse_args()
-    from jaxseg.data import folder
+    from jaxseg.data.sources import folder
 
     with tempfile.TemporaryDirectory() as root:
         make_pngs(root, a.count, a.size)

@@ -24,6 +24,9 @@ import platform
 import subprocess
 import time
 
+from jaxseg import runtime  # noqa: E402  (the commands' process settings, before JAX starts)
+runtime.configure_process()
+
 import jax
 import jax.numpy as jnp
 import numpy as np

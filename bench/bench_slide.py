@@ -6,7 +6,7 @@
 image in memory): 512² JPEG tiles, levels 1, 1/4, 1/16, 1/64, pink tissue in a
 few ellipses on white glass, and a label TIFF at 1/16 resolution (2 = ADC in
 smaller ellipses). ``tile`` then runs, in a fresh process, the pipeline of
-``jaxseg.data.histopathology``: tissue map, 512² grid, Figure 11 statistics,
+``jaxseg.data.sources.histopathology``: tissue map, 512² grid, Figure 11 statistics,
 and the positives-only TFRecord patch cache; it prints grid patches scanned
 per second, patches cached per second and its peak RSS (the target: < 2 GiB).
 """
@@ -69,7 +69,7 @@ def write(slide_path, label_path, height, width):
 def tile(slide_path, label_path, cache):
     import tensorflow  # noqa: F401  (imported before timing: the cache writer uses it)
 
-    from jaxseg.data import histopathology as hp
+    from jaxseg.data.sources import histopathology as hp
 
     cfg = hp.TilingConfig(sampling="positives")
     t0 = time.perf_counter()

@@ -24,6 +24,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from jaxseg import runtime  # noqa: E402  (the commands' process settings, before JAX starts)
+runtime.configure_process()
+
 
 def cpu_name() -> str:
     try:
@@ -39,8 +42,9 @@ def bench_jax(args, images, masks):
     import jax
     import jax.numpy as jnp
 
-    from jaxseg import losses, models, train
-    from jaxseg.optim import build_optimizer
+    from jaxseg import losses, models
+    from jaxseg import training as train
+    from jaxseg.training.optim import build_optimizer
 
     model = models.get_model(dict(name="unet", features=args.features, depth=args.depth), args.dtype)
     tx = build_optimizer(dict(name="adam", learning_rate=1e-4))
@@ -125,7 +129,7 @@ def main(argv=None):
     p.add_argument("--json-out", default=None, help="also write the result as JSON to this file")
     args = p.parse_args(argv)
 
-    from jaxseg.data import synthetic
+    from jaxseg.data.sources import synthetic
 
     images, masks = synthetic.generate(args.batch, args.size, "lung", seed=0)
     result = {"machine": f"{os.cpu_count()} CPU cores, {cpu_name()}", "config": vars(args)}

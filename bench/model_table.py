@@ -20,6 +20,9 @@ import sys
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from jaxseg import runtime  # noqa: E402  (the commands' process settings, before JAX starts)
+runtime.configure_process()
+
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 

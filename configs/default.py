@@ -24,7 +24,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.skip_bad_files = False  # True: leave out unreadable/inconsistent files and list them
     c.data.categories = ml_collections.config_dict.placeholder(tuple)  # COVID-QU-Ex classes (None: per task)
     c.data.channels = 1  # folder datasets: 1 = grayscale, 3 = colour
-    # augmentation (jaxseg.data.augment), applied to training batches only
+    # augmentation (jaxseg.data.augment.host), applied to training batches only
     c.data.augment = False
     c.data.flips = "none"  # 'none' | 'horizontal' | 'vertical' | 'both'
     c.data.rotation_limit = 0.0  # degrees
@@ -33,7 +33,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.brightness = 0.0
     c.data.contrast = 0.0
     c.data.augment_on = "device"  # inside the jitted train step (measured faster, bench/RESULTS.md) or "host" (tf.data)
-    # whole-slide histopathology (jaxseg.data.histopathology)
+    # whole-slide histopathology (jaxseg.data.sources.histopathology)
     c.data.patch_size = 512
     c.data.tissue_downsample = 32
     c.data.min_tissue_fraction = 0.05
@@ -49,11 +49,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.num_classes = 1
     c.model.features = 8
     c.model.depth = 4
-    c.model.batch_norm = True
-    c.model.dropout = 0.0
-    c.model.upsample = "nearest"
-    c.model.weight_init = "he_normal"
-    c.model.fan_mode = "fan_in"
+    # None = the model's own default (e.g. U-Net: BatchNorm, nearest upsampling, He-normal fan-in, no
+    # dropout; FCN: bilinear-initialised transposed convolutions; ConvNeXt U-Net: LayerNorm, transposed)
+    c.model.batch_norm = ml_collections.config_dict.placeholder(bool)
+    c.model.dropout = ml_collections.config_dict.placeholder(float)
+    c.model.upsample = ml_collections.config_dict.placeholder(str)  # 'nearest' | 'transpose'
+    c.model.weight_init = ml_collections.config_dict.placeholder(str)  # 'he_normal' | 'torch_default' | ...
+    c.model.fan_mode = ml_collections.config_dict.placeholder(str)  # 'fan_in' | 'fan_out'
     c.model.deep_supervision = False  # UNet++ only: a head on every nested level, loss averaged over them
     c.model.ds_eval = "last"  # UNet++ evaluation output: 'last' head or 'mean' of heads
 
@@ -74,7 +76,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.train.epochs = 12
     c.train.batch_size = 16
     c.train.num_trials = 1
-    c.train.trial = 0  # which trial this run is (set by jaxseg.experiments); keys = fold_in(seed, trial)
+    c.train.trial = 0  # which trial this run is (set by jaxseg.training.trials); keys = fold_in(seed, trial)
     c.train.vectorize_trials = False  # train all trials as one vmapped program
     c.train.dtype = "float32"
     c.train.log_every = 10
@@ -86,7 +88,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval.threshold = 0.5
     c.eval.checkpoint_metric = "dice"
     c.eval.checkpoint_mode = "auto"  # 'auto' (distances and loss: lower is better) | 'max' | 'min'
-    # multi-trial summary (jaxseg.aggregate): per run the median (or mean) of the last k epochs
+    # multi-trial summary (jaxseg.training.aggregate): per run the median (or mean) of the last k epochs
     c.eval.aggregate = ml_collections.ConfigDict(dict(last=5, reduce="median"))
 
     if arg == "smoke":

@@ -1,15 +1,16 @@
 """jaxseg: 2D medical image segmentation in JAX/Flax.
 
-Library layers (``jaxseg.models``, ``jaxseg.losses``, ``jaxseg.metrics``) import
-only jax/flax/numpy/scipy; TensorFlow is used inside ``jaxseg.data`` alone.
+Importing jaxseg changes nothing process-wide. The layers (docs/architecture.md):
 
-Importing jaxseg turns on XLA:CPU's YNNPACK kernels (about 2× faster training on
-CPU; ``jaxseg.xla_cpu`` explains, ``JAXSEG_XLA_CPU_FAST=0`` opts out) when no
-JAX backend has started yet.
+  ops, models, losses, metrics   arrays in, arrays out; jax/flax/numpy/scipy only
+  data                           datasets and input pipelines (the only TensorFlow user)
+  analysis                       tools that are not training (submodularity checks)
+  training                       state, steps, the epoch loop, trials, checkpoints, run logs
+  inference, reporting           prediction, inspection, tables and figures of trained runs
+  cli                            the commands; the only place that exits or configures the process
+
+``jaxseg.runtime.configure_process()`` applies the commands' process settings
+(faster XLA:CPU kernels, TensorFlow kept off GPUs) for a library user.
 """
 
-from jaxseg.xla_cpu import enable_fast_cpu_kernels as _enable_fast_cpu_kernels
-
 __version__ = "0.1.0"
-
-_enable_fast_cpu_kernels()

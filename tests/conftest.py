@@ -1,6 +1,7 @@
 """Shared test set-up, applied before JAX starts (so subprocesses inherit it too).
 
-* quiet TF/absl logs, CPU only;
+* quiet TF/absl logs, CPU only; the commands' process settings (``jaxseg.runtime``),
+  so in-process tests compute as the CLI does;
 * XLA backend optimisation level 0: tests run tiny models, where compile time is
   everything and the generated code's speed is nothing (numerics are unchanged);
 * a persistent compilation cache for the session: the resume, trial and smoke
@@ -20,3 +21,7 @@ if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="jaxseg-test-xla-cache-"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+from jaxseg import runtime  # noqa: E402  (only os; JAX has not started)
+
+runtime.configure_process()

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from jaxseg import aggregate
+from jaxseg.cli import aggregate as aggregate_cli
+from jaxseg.training import aggregate
 
 
 def _run(values, key="val/dice"):
@@ -41,7 +42,7 @@ def test_reads_run_dirs_dedupes_epochs_and_skips_records_without_key(tmp_path, c
     dirs = [tmp_path / "run0", tmp_path / "run1"]
     r = aggregate.aggregate(dirs, last=1)
     assert list(r) == ["val/dice"] and r["val/dice"]["per_run"] == [0.3, 0.72]
-    aggregate.main([str(d) for d in dirs] + ["--preset", "experiment2", "--json"])
+    aggregate_cli.main([str(d) for d in dirs] + ["--preset", "experiment2", "--json"])
     assert json.loads(capsys.readouterr().out)["val/dice"]["per_run"] == [0.3, 0.72]
 
 

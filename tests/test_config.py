@@ -9,7 +9,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from configs import default as default_config
-from jaxseg.config_check import ConfigError, validate_config
+from jaxseg.training.config_check import ConfigError, validate_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -68,7 +68,7 @@ def test_invalid_values_give_one_clear_message(path, value, message):
 
 
 def test_checkpoint_mode_auto_follows_the_metric():
-    from jaxseg.train import checkpoint_mode
+    from jaxseg.training import checkpoint_mode
 
     c = default_config.get_config()
     assert checkpoint_mode(c) == "max"  # dice

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from jaxseg.data.augment import AugmentConfig, augment_batch, center_crop
-from jaxseg.data.device_augment import augment_on_device
+from jaxseg.data.augment.host import AugmentConfig, augment_batch, center_crop
+from jaxseg.data.augment.device import augment_on_device
 
 
 def _batch(n=6, size=48, seed=0):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxseg.data import covid_qu_ex
-from jaxseg.data.errors import DataError
+from jaxseg.data.sources import covid_qu_ex
+from jaxseg.errors import DataError
 
 SPLIT_DIRS = ("Train", "Val", "Test")
 PER_FOLDER = 2  # images per split x category

@@ -8,8 +8,8 @@ import pytest
 import tifffile
 from PIL import Image
 
-from jaxseg.data import folder
-from jaxseg.data.errors import DataError
+from jaxseg.data.sources import folder
+from jaxseg.errors import DataError
 
 SIZE = 32
 

@@ -7,8 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jaxseg.data import histopathology, io
-from jaxseg.data.errors import DataError
+from jaxseg.data import io
+from jaxseg.data.sources import histopathology
+from jaxseg.errors import DataError
 
 PREFIXES = [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"II+\x00", b"BM"]
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from jaxseg.data import histopathology as hp
-from jaxseg.data.errors import DataError
+from jaxseg.data.sources import histopathology as hp
+from jaxseg.errors import DataError
 
 P = 128  # patch size used in the tests (the default 512 needs bigger slides)
 W, H = 6 * P, 4 * P  # a 6 x 4 patch grid

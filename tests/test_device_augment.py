@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from jaxseg.data.affine import AugmentConfig, affine_transforms
-from jaxseg.data.augment import TF_OPS
-from jaxseg.data.device_augment import make_device_augment
+from jaxseg.data.augment.affine import AugmentConfig, affine_transforms
+from jaxseg.data.augment.host import TF_OPS
+from jaxseg.data.augment.device import make_device_augment
 from jaxseg.ops.warp import projective_warp
-from jaxseg.train import train_and_evaluate
+from jaxseg.training import train_and_evaluate
 from tests.helpers import tiny_config
 
 

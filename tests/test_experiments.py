@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from jaxseg import experiments
-from jaxseg.summary import MetricsLog
+from jaxseg.training import trials as experiments
+from jaxseg.training.run_log import MetricsLog
 from tests.helpers import comparable, tiny_config
 
 

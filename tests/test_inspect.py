@@ -1,4 +1,4 @@
-"""jaxseg.inspect on tiny checkpoints written directly (no data, no training)."""
+"""jaxseg.reporting.inspection on tiny checkpoints written directly (no data, no training)."""
 
 import json
 
@@ -6,10 +6,13 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from jaxseg import checkpoint as ckpt_lib
-from jaxseg import inspect as inspect_cli
-from jaxseg import models, train
-from jaxseg.optim import build_optimizer
+from jaxseg.errors import JaxsegError
+from jaxseg.training import checkpoint as ckpt_lib
+from jaxseg.cli import inspect as inspect_command
+from jaxseg.reporting import inspection as inspect_cli
+from jaxseg import models
+from jaxseg import training as train
+from jaxseg.training.optim import build_optimizer
 
 
 def _write_run(workdir, seed=0, steps=(3, 6), bump=0.0):
@@ -50,9 +53,9 @@ def test_every_path_form_is_accepted(tmp_path):
     _write_run(tmp_path, steps=(6,))
     for p in (tmp_path, tmp_path / "checkpoints", tmp_path / "checkpoints" / "best"):
         assert inspect_cli.locate(p)[1] == tmp_path
-    with pytest.raises(SystemExit, match="no orbax checkpoints"):
+    with pytest.raises(JaxsegError, match="no orbax checkpoints"):
         inspect_cli.locate(tmp_path / "checkpoints" / "latest" / "6" / "meta")
-    with pytest.raises(SystemExit, match="does not exist"):
+    with pytest.raises(JaxsegError, match="does not exist"):
         inspect_cli.locate(tmp_path / "nope")
 
 
@@ -63,5 +66,5 @@ def test_diff_reports_changes(tmp_path, capsys):
                                                       tmp_path / "b/checkpoints/latest")
     out = inspect_cli.diff(tmp_path / "a/checkpoints/latest", tmp_path / "c/checkpoints/latest")
     assert "parameters differ" in out and "max|A-B|=2.500e-01" in out
-    assert inspect_cli.main([str(tmp_path / "a"), "--json"]) == 0
+    assert inspect_command.main([str(tmp_path / "a"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["step"] == 6

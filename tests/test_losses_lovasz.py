@@ -10,7 +10,7 @@ import pytest
 from jax.test_util import check_grads
 
 from jaxseg.losses import lovasz as L
-from jaxseg.losses import submodular as S
+from jaxseg.analysis import submodular as S
 
 RNG = np.random.default_rng(0)
 

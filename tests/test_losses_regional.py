@@ -1,4 +1,4 @@
-"""Regional losses against NumPy written from the formulas of thesis §5.2 / DESIGN.md."""
+"""Regional losses against NumPy written from the formulas of thesis §5.2 / docs/architecture.md."""
 
 import chex
 import jax

@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxseg import losses, models, train
-from jaxseg.optim import build_optimizer
+from jaxseg import losses, models
+from jaxseg import training as train
+from jaxseg.training.optim import build_optimizer
 from tests.helpers import tiny_config
 
 

@@ -17,7 +17,7 @@ import optax
 import pytest
 
 from jaxseg import models
-from jaxseg.data.synthetic import generate
+from jaxseg.data.sources.synthetic import generate
 from jaxseg.losses.regional import bce, dice
 from jaxseg.models.blocks import ConvNormAct
 

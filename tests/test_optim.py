@@ -5,7 +5,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxseg.optim import build_optimizer
+from jaxseg.training.optim import build_optimizer
 
 
 def _numpy_adam(theta, grads, lr, b1, b2, eps, wd, decoupled):
@@ -47,7 +47,7 @@ def test_unknown_optimizer():
 
 @pytest.mark.parametrize("kind", ["cosine", "poly"])
 def test_schedules_follow_their_formulas(kind):
-    from jaxseg.optim import learning_rate_schedule
+    from jaxseg.training.optim import learning_rate_schedule
 
     lr, T, warm = 0.2, 100, 10
     sched = learning_rate_schedule(dict(learning_rate=lr, schedule=kind, warmup_steps=warm), T)
@@ -61,7 +61,7 @@ def test_schedules_follow_their_formulas(kind):
 
 
 def test_constant_schedule_is_a_number_and_unknown_is_an_error():
-    from jaxseg.optim import learning_rate_schedule
+    from jaxseg.training.optim import learning_rate_schedule
 
     assert learning_rate_schedule(dict(learning_rate=0.1)) == 0.1
     with pytest.raises(ValueError, match="available: constant, cosine, poly"):

@@ -10,11 +10,13 @@ import pytest
 
 SCRIPT = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
-    from jaxseg import losses, models, parallel, train
-    from jaxseg.data import synthetic
-    from jaxseg.data.affine import AugmentConfig
-    from jaxseg.data.device_augment import make_device_augment
-    from jaxseg.optim import build_optimizer
+    from jaxseg import losses, models
+    from jaxseg import training as train
+    from jaxseg.training import parallel
+    from jaxseg.data.sources import synthetic
+    from jaxseg.data.augment.affine import AugmentConfig
+    from jaxseg.data.augment.device import make_device_augment
+    from jaxseg.training.optim import build_optimizer
 
     assert jax.device_count() == 2, jax.devices()
     model = models.get_model(dict(name="unet", features=4, depth=2))
@@ -56,7 +58,7 @@ def test_two_device_step_equals_one_device_step():
 def test_batch_must_divide_over_devices():
     import jax
 
-    from jaxseg import parallel
+    from jaxseg.training import parallel
 
     mesh = parallel.make_mesh(jax.devices()[:1])
     parallel.check_batch_divisible(3, mesh)  # one device divides anything

@@ -1,4 +1,4 @@
-"""jaxseg.predict on PNG and DICOM files with a tiny checkpoint written in the test."""
+"""jaxseg.inference.predict on PNG and DICOM files with a tiny checkpoint written in the test."""
 
 import json
 
@@ -7,9 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxseg import checkpoint as ckpt_lib
-from jaxseg import models, predict, train
-from jaxseg.optim import build_optimizer
+from jaxseg.errors import JaxsegError
+from jaxseg.training import checkpoint as ckpt_lib
+from jaxseg import models
+from jaxseg import training as train
+from jaxseg.inference import predict
+from jaxseg.training.optim import build_optimizer
 
 SIZE = 16
 
@@ -107,9 +110,9 @@ def test_tiles_cover_the_image(length, tile, overlap):
 
 
 def test_missing_workdir_and_inputs_are_clear(tmp_path, workdir):
-    with pytest.raises(SystemExit, match="config.json not found"):
+    with pytest.raises(JaxsegError, match="config.json not found"):
         predict.Predictor(tmp_path)
-    with pytest.raises(SystemExit, match="does not exist"):
+    with pytest.raises(JaxsegError, match="does not exist"):
         predict.find_inputs([str(tmp_path / "nope.png")])
-    with pytest.raises(SystemExit, match="no PNG"):
+    with pytest.raises(JaxsegError, match="no PNG"):
         predict.find_inputs([str(tmp_path)])

@@ -13,9 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxseg import checkpoint as ckpt_lib
-from jaxseg import losses, train
-from jaxseg.summary import MetricsLog
+from jaxseg.training import checkpoint as ckpt_lib
+from jaxseg import losses
+from jaxseg import training as train
+from jaxseg.training.run_log import MetricsLog
 from tests.helpers import comparable, tiny_config
 
 ROOT = Path(__file__).resolve().parent.parent

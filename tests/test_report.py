@@ -1,4 +1,4 @@
-"""jaxseg.report on two tiny arms written in the test (metrics, configs, checkpoints; no training)."""
+"""jaxseg.reporting.report on two tiny arms written in the test (metrics, configs, checkpoints; no training)."""
 
 import csv
 import json
@@ -7,9 +7,12 @@ import jax
 import numpy as np
 import pytest
 
-from jaxseg import checkpoint as ckpt_lib
-from jaxseg import models, report, train
-from jaxseg.optim import build_optimizer
+from jaxseg.errors import JaxsegError
+from jaxseg.training import checkpoint as ckpt_lib
+from jaxseg import models
+from jaxseg import training as train
+from jaxseg.reporting import report
+from jaxseg.training.optim import build_optimizer
 from tests.helpers import tiny_config
 
 
@@ -80,5 +83,5 @@ def test_roc_points_give_scikit_learn_auc():
 
 
 def test_missing_runs_are_reported(tmp_path):
-    with pytest.raises(SystemExit, match="holds no metrics.jsonl"):
+    with pytest.raises(JaxsegError, match="holds no metrics.jsonl"):
         report.Arm(tmp_path)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from jaxseg.summary import MetricsLog, TensorBoardWriter, crc32c
+from jaxseg.training.run_log import MetricsLog, TensorBoardWriter, crc32c
 
 
 def test_crc32c_check_value():

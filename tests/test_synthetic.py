@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from jaxseg.data import synthetic
+from jaxseg.data.sources import synthetic
 
 
 def test_shapes_dtypes_and_ranges():

@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-from jaxseg.config_check import validate_config
+from jaxseg.training.config_check import validate_config
 
 
 def _config(name, arg=None):
@@ -91,7 +91,7 @@ def test_table7_rebalance_weights_follow_the_schedule():
     import numpy as np
 
     from jaxseg import losses
-    from jaxseg.data import synthetic
+    from jaxseg.data.sources import synthetic
 
     loss_fn = losses.build_loss(_config("boundary_tversky", "linear").loss)
     images, masks = synthetic.generate(2, 32, "infection", seed=0)
@@ -112,7 +112,7 @@ def test_unknown_arm_lists_the_arms():
                                       ("boundary_bce", "constant")])
 def test_smoke_variant_trains(name, arm, tmp_path):
     """configs/lovasz.py:smoke and configs/jaccard.py:smoke run in tests/test_launch.py's sweep."""
-    from jaxseg import experiments
+    from jaxseg.training import trials as experiments
 
     c = _config(name, f"{arm},smoke" if arm else "smoke")
     c.train.epochs, c.train.num_trials, c.train.progress = 1, 1, False

@@ -10,10 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxseg import losses, models, train
-from jaxseg.data import synthetic
-from jaxseg.guards import NonFiniteError
-from jaxseg.optim import build_optimizer
+from jaxseg import losses, models
+from jaxseg import training as train
+from jaxseg.data.sources import synthetic
+from jaxseg.training.guards import NonFiniteError
+from jaxseg.training.optim import build_optimizer
 from tests.helpers import comparable, tiny_config
 
 
@@ -63,7 +64,7 @@ def _records(workdir):
 
 def _final_params(config, workdir):
     """The params of the newest checkpoint in ``workdir``."""
-    from jaxseg import checkpoint as ckpt_lib
+    from jaxseg.training import checkpoint as ckpt_lib
     from jaxseg.data import get_source
 
     src = get_source(config)

@@ -1,4 +1,5 @@
-"""The YNNPACK flag: added only when safe, opt-out works, and gradients match the default XLA:CPU path."""
+"""The YNNPACK flag: added only when safe, opt-out works, gradients match the default XLA:CPU path,
+and importing the library changes no process-wide setting."""
 
 import json
 import os
@@ -8,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from jaxseg import xla_cpu
-from jaxseg.xla_cpu import FLAG, enable_fast_cpu_kernels
+from jaxseg import runtime as xla_cpu
+from jaxseg.runtime import FLAG, enable_fast_cpu_kernels
 
 KNOWN = xla_cpu._jaxlib_release() in xla_cpu.KNOWN_JAXLIB
 
@@ -49,8 +50,9 @@ def test_unknown_jaxlib_is_left_alone(monkeypatch):
 
 _GRADS = r"""
 import json, sys, os
+import jaxseg.runtime
+jaxseg.runtime.configure_process()
 import jax, jax.numpy as jnp, numpy as np
-import jaxseg
 from jaxseg import losses, models
 rng = np.random.default_rng(0)
 x = jnp.asarray(rng.normal(size=(2, 32, 32, 1)).astype(np.float32))
@@ -81,3 +83,33 @@ def test_ynn_gradients_match_default_xla():
     for a, b in zip(fast["grads"], plain["grads"]):
         a, b = np.asarray(a), np.asarray(b)
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5 * max(1.0, np.abs(b).max()))
+
+
+_IMPORT_ALL = r"""
+import json, os, pkgutil, importlib
+before = {k: os.environ.get(k) for k in ("XLA_FLAGS", "CUDA_VISIBLE_DEVICES")}  # (jax itself sets TF_CPP_MIN_LOG_LEVEL)
+import jaxseg
+for m in pkgutil.walk_packages(jaxseg.__path__, "jaxseg."):
+    importlib.import_module(m.name)
+after = {k: os.environ.get(k) for k in before}
+import tensorflow as tf
+print(json.dumps({"before": before, "after": after,
+                  "tf_gpu_hidden": tf.config.get_visible_devices("GPU") == [] and
+                  bool(tf.config.list_physical_devices("GPU"))}))
+"""
+
+
+def test_importing_the_library_changes_nothing_global():
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "TF_CPP_MIN_LOG_LEVEL")}
+    out = subprocess.run([sys.executable, "-c", _IMPORT_ALL], env=env, capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["after"] == result["before"]
+    assert not result["tf_gpu_hidden"]  # TensorFlow's devices are the user's until configure_process
+
+
+def test_configure_process_sets_the_commands_settings(monkeypatch):
+    monkeypatch.setattr(xla_cpu, "_backend_started", lambda: False)  # as in a command, before JAX starts
+    env = {}
+    xla_cpu.configure_process(environ=env)
+    assert env["TF_CPP_MIN_LOG_LEVEL"] == "2"
+    assert (FLAG in env.get("XLA_FLAGS", "")) == KNOWN

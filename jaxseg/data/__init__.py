@@ -2,20 +2,23 @@
 
 Every source serves the same interface (``jaxseg.data.pipeline.ArraySource``):
 ``train_batches(epoch)``, ``eval_batches()``, ``steps_per_epoch``, ``image_shape``.
-TensorFlow is imported only inside this package.
+The datasets live in ``jaxseg.data.sources``; each is registered here by one
+decorated factory that imports its module when called, so ``import jaxseg.data``
+stays light (TensorFlow, imported only inside this package, loads on first use).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from jaxseg.registry import Registry
 
-DATASETS = ("synthetic", "covid_qu_ex", "folder", "histopathology")
+DATASETS = Registry("dataset", inputs=("config", "process_index", "process_count"))
 
 
+@DATASETS.register("synthetic")
 def _synthetic(config, process_index: int, process_count: int):
     """The built-in phantoms, with the augmentation ``config.data`` asks for (as every dataset)."""
-    from jaxseg.data import synthetic
     from jaxseg.data.pipeline import source_from_arrays
+    from jaxseg.data.sources import synthetic
 
     d = config.data
     train = synthetic.generate(d.num_train, d.image_size, d.task, seed=d.seed, start=0)
@@ -24,34 +27,30 @@ def _synthetic(config, process_index: int, process_count: int):
                               process_index, process_count)
 
 
+@DATASETS.register("covid_qu_ex")
 def _covid_qu_ex(config, process_index: int, process_count: int):
-    from jaxseg.data import covid_qu_ex
+    from jaxseg.data.sources import covid_qu_ex
 
     return covid_qu_ex.load(config, process_index, process_count)
 
 
+@DATASETS.register("folder")
 def _folder(config, process_index: int, process_count: int):
-    from jaxseg.data import folder
+    from jaxseg.data.sources import folder
 
     return folder.load(config, process_index, process_count)
 
 
+@DATASETS.register("histopathology")
 def _histopathology(config, process_index: int, process_count: int):
-    from jaxseg.data import histopathology
+    from jaxseg.data.sources import histopathology
 
     return histopathology.load(config, process_index, process_count)
 
 
-_BUILDERS: dict[str, Callable] = {"synthetic": _synthetic, "covid_qu_ex": _covid_qu_ex, "folder": _folder,
-                                  "histopathology": _histopathology}
-
-
 def available() -> list[str]:
-    return sorted(_BUILDERS)
+    return DATASETS.names()
 
 
 def get_source(config, process_index: int = 0, process_count: int = 1):
-    name = config.data.name
-    if name not in _BUILDERS:
-        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(available())}")
-    return _BUILDERS[name](config, process_index, process_count)
+    return DATASETS.get(config.data.name)(config, process_index, process_count)

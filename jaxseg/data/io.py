@@ -18,7 +18,7 @@ slide label masks):
   A mask stored as RGB is accepted only when its three channels are equal.
 
 Anything else — random bytes, a truncated PNG, an unsupported sample type —
-raises :class:`jaxseg.data.errors.DataError` with the path. Nothing is unpickled.
+raises :class:`jaxseg.errors.DataError` with the path. Nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import os
 
 import numpy as np
 
-from jaxseg.data.errors import DataError
+from jaxseg.errors import DataError
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _PIL_FORMATS = ["PNG", "JPEG", "BMP"]

@@ -15,15 +15,10 @@ replacement, with probabilities proportional to the weights (the thesis's
 
 from __future__ import annotations
 
-import os
 from typing import Callable, Iterator, Mapping
 
 import numpy as np
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import tensorflow as tf  # noqa: E402  (data layer only: see DESIGN.md)
-
-tf.config.set_visible_devices([], "GPU")  # never let TF take accelerator memory from JAX
+import tensorflow as tf  # the data layer only (docs/architecture.md); jaxseg.runtime keeps it off GPUs
 
 Batch = dict[str, np.ndarray]
 
@@ -178,7 +173,7 @@ def source_from_arrays(train: Mapping[str, np.ndarray], val: Mapping[str, np.nda
     With ``augment_on='device'`` the batches leave tf.data unaugmented; the source's
     ``augment_config`` tells the train step what to do.
     """
-    from jaxseg.data.augment import AugmentConfig, center_crop, make_augment
+    from jaxseg.data.augment.host import AugmentConfig, center_crop, make_augment
 
     aug = AugmentConfig.from_config(config.data, **augment_overrides)
     if aug.crop_size is not None:

@@ -38,12 +38,14 @@ import jax.numpy as jnp
 from jaxseg.losses import boundary as _boundary  # the module: keep jaxseg.losses.boundary a module
 from jaxseg.losses import combine as _combine
 from jaxseg.losses.lovasz import lovasz_hinge, lovasz_softmax
+from jaxseg.losses.registry import LOSSES
 from jaxseg.losses.regional import (bce, cross_entropy, dice, focal, focal_tversky, jaccard, probabilities,
                                     tversky, weighted_bce)
 
-__all__ = ["available", "get_loss", "build_loss"]
+__all__ = ["LOSSES", "available", "get_loss", "build_loss"]
 
 
+@LOSSES.register("lovasz_hinge")
 def lovasz_hinge_nhwc(logits, labels, per_image: bool = True, alpha: float = 1.0, beta: float = 1.0):
     """``lovasz_hinge`` on (N, H, W, 1) logits and masks (Berman et al. 2018)."""
     if logits.shape[-1] != 1:
@@ -51,6 +53,7 @@ def lovasz_hinge_nhwc(logits, labels, per_image: bool = True, alpha: float = 1.0
     return lovasz_hinge(logits[..., 0], labels[..., 0], per_image=per_image, alpha=alpha, beta=beta)
 
 
+@LOSSES.register("lovasz_softmax")
 def lovasz_softmax_nhwc(logits, labels, classes="present", per_image: bool = False, from_logits: bool = True,
                         alpha: float = 1.0, beta: float = 1.0):
     """``lovasz_softmax`` on NHWC logits and one-hot masks; C=1 is (background, foreground).
@@ -64,32 +67,16 @@ def lovasz_softmax_nhwc(logits, labels, classes="present", per_image: bool = Fal
     return lovasz_softmax(probs, labels, classes=classes, per_image=per_image, alpha=alpha, beta=beta)
 
 
-_REGISTRY: dict[str, Callable] = {
-    "bce": bce,
-    "weighted_bce": weighted_bce,
-    "cross_entropy": cross_entropy,
-    "focal": focal,
-    "dice": dice,
-    "jaccard": jaccard,
-    "tversky": tversky,
-    "focal_tversky": focal_tversky,
-    "lovasz_hinge": lovasz_hinge_nhwc,
-    "lovasz_softmax": lovasz_softmax_nhwc,
-    "boundary": _boundary.boundary,
-}
-_FROM_BATCH = ("dist",)  # parameters filled from the batch, never from the config
 
 
 def available() -> list[str]:
     """Names of the registered losses."""
-    return sorted(_REGISTRY)
+    return LOSSES.names()
 
 
 def get_loss(name: str) -> Callable:
     """The registered ``fn(logits, labels, **params)``; ValueError listing the names if unknown."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown loss {name!r}; available: {', '.join(available())}")
-    return _REGISTRY[name]
+    return LOSSES.get(name)
 
 
 def _as_dict(c) -> dict:
@@ -101,10 +88,7 @@ def _term(cfg: Mapping[str, Any]):
     params = dict(cfg)
     name = params.pop("name", None)
     fn = get_loss(name)
-    accepted = [p for p in inspect.signature(fn).parameters if p not in ("logits", "labels", *_FROM_BATCH)]
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        raise ValueError(f"loss {name!r} has no parameter(s) {unknown}; parameters: {accepted}")
+    LOSSES.check(name, params)
     takes_dist = "dist" in inspect.signature(fn).parameters
 
     def term(logits, batch):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from jaxseg.losses.regional import probabilities
+from jaxseg.losses.registry import LOSSES
 from jaxseg.ops.edt import euclidean_distance_transform
 
 __all__ = ["signed_distance_map", "boundary_loss", "boundary"]
@@ -53,6 +54,7 @@ def boundary_loss(probs, dist, clamp: float | None = None, rescale: float = 1.0)
     return jnp.mean(probs.astype(jnp.float32) * d) / rescale
 
 
+@LOSSES.register("boundary")
 def boundary(logits, labels, dist=None, clamp: float | None = None, rescale: float = 1.0,
              from_logits: bool = True, include_background: bool = False):
     """Boundary loss of NHWC logits: ``boundary_loss(probs, D)`` with D from ``labels`` unless given.

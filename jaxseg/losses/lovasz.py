@@ -14,7 +14,7 @@ labels (FN_r = Σ_{k≤r} y_{π_k}, FP_r = Σ_{k≤r} (1 − y_{π_k})).
 F_T = (α·FN + β·FP)/(TP + α·FN + β·FP): α = β = 1 is Jaccard (the default,
 Berman's loss); α = β = ½ gives a Lovász-Dice and other α, β a Lovász-Tversky
 surrogate. Those are exact extensions (equal to F on {0,1}^p) but, as F_D and F_T
-are not submodular in general (see ``jaxseg.losses.submodular``), not convex.
+are not submodular in general (see ``jaxseg.analysis.submodular``), not convex.
 
 Everything is vectorised: one argsort along the last axis of a (rows, p) array
 (images, or images×classes), cumulative sums, and a dot — no Python loop, so

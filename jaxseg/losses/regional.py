@@ -1,4 +1,4 @@
-"""Regional losses of thesis §5.2 (formulas pinned in DESIGN.md).
+"""Regional losses of thesis §5.2 (formulas pinned in docs/architecture.md).
 
 Inputs are NHWC: ``logits`` (or probabilities with ``from_logits=False``) and
 ``labels`` in {0,1}. One channel (C=1) is a binary sigmoid task whose classes are
@@ -32,6 +32,8 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxseg.losses.registry import LOSSES
 
 __all__ = ["probabilities", "soft_confusion", "cross_entropy", "bce", "weighted_bce", "focal",
            "tversky", "focal_tversky", "dice", "jaccard"]
@@ -76,6 +78,7 @@ def _class_weights(weights, n_classes: int):
     return w
 
 
+@LOSSES.register("focal")
 def focal(logits, labels, gamma: float = 2.0, alpha: float | Sequence[float] | None = None,
           from_logits: bool = True):
     """Focal loss −mean Σᵢ αᵢ (1 − ŷᵢ)^γ yᵢ log ŷᵢ (Lin et al. 2017; thesis §5.2).
@@ -93,6 +96,7 @@ def focal(logits, labels, gamma: float = 2.0, alpha: float | Sequence[float] | N
     return -jnp.mean(jnp.sum(w * modulator * y * logp, axis=-1))
 
 
+@LOSSES.register("cross_entropy")
 def cross_entropy(logits, labels, class_weights: Sequence[float] | None = None, from_logits: bool = True):
     """(Weighted) cross-entropy −mean Σᵢ wᵢ yᵢ log ŷᵢ (thesis §5.2, L_CE / L_WCE).
 
@@ -101,11 +105,13 @@ def cross_entropy(logits, labels, class_weights: Sequence[float] | None = None, 
     return focal(logits, labels, gamma=0.0, alpha=class_weights, from_logits=from_logits)
 
 
+@LOSSES.register("bce")
 def bce(logits, labels, from_logits: bool = True):
     """Binary cross-entropy −mean(y log ŷ + (1−y) log(1−ŷ)) (thesis §5.2, L_CE with C=2)."""
     return cross_entropy(logits, labels, from_logits=from_logits)
 
 
+@LOSSES.register("weighted_bce")
 def weighted_bce(logits, labels, pos_weight: float = 0.5, neg_weight: float | None = None,
                  from_logits: bool = True):
     """Weighted BCE −mean(w₊ y log ŷ + w₋ (1−y) log(1−ŷ)) (thesis §5.2, L_WCE; Table 8).
@@ -140,6 +146,7 @@ def _tversky_per_class(logits, labels, alpha, beta, smooth, from_logits, batchwi
     return loss
 
 
+@LOSSES.register("tversky")
 def tversky(logits, labels, alpha: float = 0.5, beta: float = 0.5, smooth: float = 1.0,
             from_logits: bool = True, batchwise: bool = False, include_background: bool = True):
     """Tversky loss 1 − (TP + ε)/(TP + α·FN + β·FP + ε) (Salehi et al. 2017; thesis §5.2).
@@ -150,10 +157,11 @@ def tversky(logits, labels, alpha: float = 0.5, beta: float = 0.5, smooth: float
                                        include_background))
 
 
+@LOSSES.register("focal_tversky")
 def focal_tversky(logits, labels, alpha: float = 0.5, beta: float = 0.5, gamma: float = 2.0,
                   smooth: float = 1.0, from_logits: bool = True, batchwise: bool = False,
                   include_background: bool = True):
-    """Focal Tversky loss Tversky^γ per class/image, averaged (Abraham & Khan 2019; DESIGN.md).
+    """Focal Tversky loss Tversky^γ per class/image, averaged (Abraham & Khan 2019; docs/architecture.md).
 
     Defaults follow thesis Table 5 (α=β=0.5, "focal gamma" 2).
     """
@@ -162,12 +170,14 @@ def focal_tversky(logits, labels, alpha: float = 0.5, beta: float = 0.5, gamma: 
     return jnp.mean(jnp.maximum(t, 1e-12) ** gamma)
 
 
+@LOSSES.register("dice")
 def dice(logits, labels, smooth: float = 1.0, from_logits: bool = True, batchwise: bool = False,
          include_background: bool = True):
     """Soft Dice loss 1 − (2TP + ε)/(2TP + FP + FN + ε) (Milletari et al. 2016; thesis §5.2)."""
     return tversky(logits, labels, 0.5, 0.5, smooth / 2.0, from_logits, batchwise, include_background)
 
 
+@LOSSES.register("jaccard")
 def jaccard(logits, labels, smooth: float = 1.0, from_logits: bool = True, batchwise: bool = False,
             include_background: bool = True):
     """Soft Jaccard loss 1 − (TP + ε)/(TP + FP + FN + ε) (thesis §5.2)."""

@@ -40,6 +40,7 @@ import numpy as np
 from jaxseg.metrics import ranking, surface
 from jaxseg.metrics.confusion import SCORES, average_scores, confusion_counts
 from jaxseg.metrics.spec import MetricSpec, parse_spec
+from jaxseg.registry import Registry
 
 
 class Metric(NamedTuple):
@@ -167,6 +168,8 @@ _DISTANCES: dict[str, Callable] = {
     "modified_average_hausdorff": surface.modified_average_hausdorff,
     "mahd": surface.modified_average_hausdorff,
 }
+# name -> factory(num_classes=, threshold=, **params) -> Metric
+METRICS = Registry("metric", inputs=("num_classes", "threshold"))
 
 
 def distance_metric(name: str, num_classes: int, threshold: float, average: str = "macro",
@@ -194,31 +197,30 @@ def distance_metric(name: str, num_classes: int, threshold: float, average: str 
     return _per_image_metric(values, c, average == "none", False, first)
 
 
-def _factory(name: str) -> Callable[..., Metric]:
-    if name in SCORES:
-        return functools.partial(confusion_metric, name)
-    if name in ("roc_auc", "average_precision"):
-        return functools.partial(ranking_metric, name)
-    return functools.partial(distance_metric, name)
+for _name in SCORES:
+    METRICS.register(_name, functools.partial(confusion_metric, _name))
+for _name in ("roc_auc", "average_precision"):
+    METRICS.register(_name, functools.partial(ranking_metric, _name))
+for _name in _DISTANCES:
+    METRICS.register(_name, functools.partial(distance_metric, _name))
 
 
 def available() -> list[str]:
     """Names accepted in ``config.eval.metrics`` (each takes parameters, see the module doc)."""
-    return sorted([*SCORES, "roc_auc", "average_precision", *_DISTANCES])
+    return METRICS.names()
 
 
 def build_metric(spec: str | Mapping[str, Any], threshold: float = 0.5,
                  num_classes: int = 1) -> tuple[str, Metric]:
     """(key, Metric) for one spec; ValueError for an unknown name or parameter."""
     s: MetricSpec = parse_spec(spec)
-    if s.name not in available():
-        raise ValueError(f"unknown metric {s.name!r}; available: {', '.join(available())}")
+    METRICS.get(s.name)  # ValueError listing the available names
     params = dict(s.params)
     if params.get("on", "region") not in ("region", "boundary"):  # else found only at the first evaluation
         raise ValueError(f"metric spec {spec!r}: on must be 'region' or 'boundary'; got {params['on']!r}")
     threshold = float(params.pop("threshold", threshold))
     try:
-        return s.key, _factory(s.name)(num_classes=num_classes, threshold=threshold, **params)
+        return s.key, METRICS.build(s.name, num_classes=num_classes, threshold=threshold, **params)
     except TypeError as e:
         raise ValueError(f"metric spec {spec!r}: {e}") from None
 

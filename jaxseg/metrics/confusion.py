@@ -9,7 +9,7 @@ accuracy as in scikit-learn):
   precision = TP/(TP+FP)     recall = TP/(TP+FN)     specificity = TN/(TN+FP)
   balanced accuracy = (recall + specificity)/2
 
-Empty-set rule (DESIGN.md, one rule for every ratio): a ratio whose two sets
+Empty-set rule (docs/architecture.md, one rule for every ratio): a ratio whose two sets
 are both empty is 1, with exactly one empty it is 0 — e.g. Dice of an empty
 prediction on an empty label is 1; precision with nothing predicted is 1 if
 the label is empty too, else 0. No score is NaN.

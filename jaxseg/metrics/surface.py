@@ -19,7 +19,7 @@ counting as background (MONAI's ``get_mask_edges`` and DeepMind's
 surface-distance convention). d(x, Y) for every pixel is the exact Euclidean
 distance transform of the complement of Y (``jaxseg.ops``).
 
-Empty sets (DESIGN.md): both empty → 0; exactly one empty → the image
+Empty sets (docs/architecture.md): both empty → 0; exactly one empty → the image
 diagonal sqrt((H·s_h)² + (W·s_w)²) (≥ every distance in the image). With
 ``normalize=True`` distances are divided by that diagonal (empty miss → 1.0).
 Never NaN or inf.

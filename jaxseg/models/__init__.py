@@ -16,29 +16,16 @@ Every model takes ``(x, train)`` with x NHWC and returns float32 logits NHWC
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Mapping
 
 import jax.numpy as jnp
 
-from jaxseg.models.base import SegmentationModel
+from jaxseg.models.base import MODELS, SegmentationModel
 from jaxseg.models.convnext_unet import ConvNeXtUNet
 from jaxseg.models.fcn import FCN
 from jaxseg.models.transunet import TransUNet
 from jaxseg.models.unet import AttentionUNet, R2UNet, ResidualAttentionUNet, ResidualUNet, UNet
 from jaxseg.models.unetpp import UNetPlusPlus, deep_supervision_loss
-
-_REGISTRY: dict[str, type] = {
-    "fcn": FCN,
-    "unet": UNet,
-    "attunet": AttentionUNet,
-    "resattunet": ResidualAttentionUNet,
-    "resunet": ResidualUNet,
-    "r2unet": R2UNet,
-    "unetpp": UNetPlusPlus,
-    "transunet": TransUNet,
-    "convnext_unet": ConvNeXtUNet,
-}
 
 # Options only some models have, with their inert values: configs/default.py carries them so that
 # they can be set from the command line; a model without the option accepts them at these values only.
@@ -46,43 +33,46 @@ _OPTIONAL = {"deep_supervision": False, "ds_eval": "last"}
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
-__all__ = ["available", "register", "get_model", "options", "deep_supervision_loss", "SegmentationModel",
+__all__ = ["MODELS", "available", "register", "get_model", "model_kwargs", "options", "deep_supervision_loss", "SegmentationModel",
            "FCN", "UNet", "AttentionUNet", "ResidualUNet", "ResidualAttentionUNet", "R2UNet",
            "UNetPlusPlus", "TransUNet", "ConvNeXtUNet"]
 
 
 def available() -> list[str]:
     """Names accepted by ``get_model``."""
-    return sorted(_REGISTRY)
+    return MODELS.names()
 
 
-def register(name: str, cls: type) -> None:
-    """Adds a model class (a flax module taking ``(x, train)``) under ``name``."""
-    _REGISTRY[name] = cls
+def register(name: str, cls: type) -> type:
+    """Adds a model class (a flax module taking ``(x, train)``) under ``name`` (``@MODELS.register`` as a call)."""
+    return MODELS.register(name, cls)
 
 
 def options(name: str) -> list[str]:
     """The config keys (module fields) that model ``name`` accepts."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(available())}")
-    return sorted({f.name for f in dataclasses.fields(_REGISTRY[name])} - {"parent", "name"})
+    return sorted(MODELS.parameters(name))
 
 
-def get_model(model_config: Mapping[str, Any], dtype: str = "float32"):
-    """Builds the flax module named ``model_config['name']`` with the remaining keys as fields."""
-    cfg = dict(model_config)
+def model_kwargs(model_config: Mapping[str, Any], dtype: str = "float32") -> tuple[str, dict]:
+    """``(name, fields)`` for ``model_config``: keys set to ``None`` mean "the model's own default" and
+    are left out, as are inert values of options other models have (``_OPTIONAL``)."""
+    cfg = {k: v for k, v in dict(model_config).items() if v is not None}
     name = cfg.pop("name", None)
     fields = options(name)
     for key, inert in _OPTIONAL.items():  # the default config carries them for every model
         if key in cfg and key not in fields and cfg[key] == inert:
             del cfg[key]
-    unknown = sorted(set(cfg) - set(fields))
-    if unknown:
-        raise ValueError(f"model {name!r} has no option(s) {unknown}; options: {fields}")
     if isinstance(cfg.get("features"), list):
         cfg["features"] = tuple(cfg["features"])  # flax fields must be hashable
     if "dtype" in fields:
         if dtype not in _DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(_DTYPES)}")
         cfg["dtype"] = _DTYPES[dtype]
-    return _REGISTRY[name](**cfg)
+    MODELS.check(name, cfg)
+    return name, cfg
+
+
+def get_model(model_config: Mapping[str, Any], dtype: str = "float32"):
+    """Builds the flax module named ``model_config['name']`` with the remaining keys as fields."""
+    name, cfg = model_kwargs(model_config, dtype)
+    return MODELS.build(name, **cfg)

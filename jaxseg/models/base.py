@@ -25,6 +25,9 @@ import jax.numpy as jnp
 
 from jaxseg.models.blocks import channel_list, check_divisible
 from jaxseg.models.initializers import kernel_init
+from jaxseg.registry import Registry
+
+MODELS = Registry("model", option_word="option")  # name -> flax module class; ``@MODELS.register(name)`` on the class
 
 
 class SegmentationModel(nn.Module):

@@ -22,10 +22,11 @@ import functools
 import flax.linen as nn
 
 from jaxseg.models.backbone import Decoder, Encoder, Head
-from jaxseg.models.base import SegmentationModel
+from jaxseg.models.base import MODELS, SegmentationModel
 from jaxseg.models.blocks import ConvBlock, ConvNormAct, Downsample, UpConv
 
 
+@MODELS.register("convnext_unet")
 class ConvNeXtUNet(SegmentationModel):
     """ConvNeXt U-Net (ConvNeXt blocks of Liu et al. 2022 in a U-Net, Ronneberger et al. 2015).
 

@@ -21,10 +21,11 @@ import functools
 import flax.linen as nn
 
 from jaxseg.models.backbone import Encoder, Head
-from jaxseg.models.base import SegmentationModel
+from jaxseg.models.base import MODELS, SegmentationModel
 from jaxseg.models.blocks import ConvBlock, Downsample, UpConv
 
 
+@MODELS.register("fcn")
 class FCN(SegmentationModel):
     """FCN (Long et al. 2015; thesis §4.2): conv/pool chain, per-class maps, and
     transposed-convolution upsampling with summed (scored) skips.

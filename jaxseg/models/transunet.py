@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxseg.models.backbone import Decoder, Encoder, Head
-from jaxseg.models.base import SegmentationModel
+from jaxseg.models.base import MODELS, SegmentationModel
 from jaxseg.models.blocks import ConvBlock, ConvNormAct, Downsample, UpConv
 
 
@@ -88,6 +88,7 @@ class BottleneckTransformer(nn.Module):
         return z.reshape(n, h, w, d)
 
 
+@MODELS.register("transunet")
 class TransUNet(SegmentationModel):
     """TransUNet-style U-Net (Chen et al. 2021): transformer encoder on the bottleneck tokens.
 

@@ -22,10 +22,11 @@ import functools
 import flax.linen as nn
 
 from jaxseg.models.backbone import Decoder, Encoder, Head
-from jaxseg.models.base import SegmentationModel
+from jaxseg.models.base import MODELS, SegmentationModel
 from jaxseg.models.blocks import AttentionGate, ConvBlock, Downsample, UpConv
 
 
+@MODELS.register("unet")
 class UNet(SegmentationModel):
     """U-Net (Ronneberger et al. 2015, thesis §4.3.1), and the skeleton of its variants.
 
@@ -67,6 +68,7 @@ class UNet(SegmentationModel):
         return self.head()(self.decoder()(self.encoder()(x, train), train))
 
 
+@MODELS.register("attunet")
 class AttentionUNet(UNet):
     """Attention U-Net (Oktay et al. 2018, thesis §4.3.2): the U-Net with every skip x^{(i)}
     multiplied by attention coefficients α = Resample(σ(ψ ReLU(W_x x + W_g GS(y)))) computed
@@ -76,6 +78,7 @@ class AttentionUNet(UNet):
     attention: bool = True
 
 
+@MODELS.register("resunet")
 class ResidualUNet(UNet):
     """Residual U-Net (Zhang, Liu & Wang 2018; the residual-unit idea of ResUNet-a,
     Diakogiannis et al. 2020, thesis [14]): the U-Net with every block a residual block
@@ -84,6 +87,7 @@ class ResidualUNet(UNet):
     block: str = "residual"
 
 
+@MODELS.register("resattunet")
 class ResidualAttentionUNet(UNet):
     """Residual Attention U-Net (Chen, Yao & Zhang 2020, thesis [13]; Table 6's model):
     residual blocks (as ``ResidualUNet``) and attention-gated skips (as ``AttentionUNet``)."""
@@ -92,6 +96,7 @@ class ResidualAttentionUNet(UNet):
     attention: bool = True
 
 
+@MODELS.register("r2unet")
 class R2UNet(UNet):
     """R2U-Net (Alom et al. 2018, thesis [5]): the U-Net with recurrent residual blocks,
     B(x) = x' + R(R(x')), x' = conv₁ₓ₁(x), R(z): h₀ = C(z), h_k = C(z + h_{k−1}), k = 1..t

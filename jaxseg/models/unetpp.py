@@ -25,10 +25,11 @@ import jax
 import jax.numpy as jnp
 
 from jaxseg.models.backbone import Encoder, Head
-from jaxseg.models.base import SegmentationModel
+from jaxseg.models.base import MODELS, SegmentationModel
 from jaxseg.models.blocks import ConvBlock, Downsample, UpConv
 
 
+@MODELS.register("unetpp")
 class UNetPlusPlus(SegmentationModel):
     """UNet++ (Zhou et al. 2018): nested dense skips; optional deep-supervision heads.
 

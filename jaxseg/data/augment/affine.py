@@ -1,7 +1,7 @@
 """The augmentation's settings and its per-example maths, shared by tf.data and on-device augmentation.
 
 No TensorFlow here: the functions take an array namespace ``xp`` (``jax.numpy``,
-or ``TF_OPS`` from ``jaxseg.data.augment``), so the host pipeline and the
+or ``TF_OPS`` from ``jaxseg.data.augment.host``), so the host pipeline and the
 jitted train step draw the same kind of transform from their uniforms.
 
 Geometry (the same for ``image``, ``mask`` and any ``dist`` distance map) is one
@@ -39,7 +39,7 @@ class AugmentConfig:
     """The ``config.data`` augmentation keys, with their defaults (everything off).
 
     ``augment_on``: 'host' runs the augmentation in tf.data worker threads,
-    'device' inside the jitted train step (``jaxseg.data.device_augment``).
+    'device' inside the jitted train step (``jaxseg.data.augment.device``).
     """
 
     augment: bool = False

@@ -38,7 +38,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from jaxseg.data import io
-from jaxseg.data.errors import DataError
+from jaxseg.errors import DataError
 
 CATEGORIES = ("COVID-19", "Non-COVID", "Normal")
 SPLITS = {"train": "Train", "validation": "Val", "test": "Test"}

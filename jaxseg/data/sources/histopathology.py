@@ -49,7 +49,7 @@ import sys
 
 import numpy as np
 
-from jaxseg.data.errors import DataError
+from jaxseg.errors import DataError
 
 log = logging.getLogger(__name__)
 SAMPLING = ("all", "positives", "weighted")
@@ -457,7 +457,7 @@ def load(config, process_index: int = 0, process_count: int = 1):
     A slide that cannot be read or tiled stops with its ``DataError``, or, with
     ``config.data.skip_bad_files``, is left out and listed (at least one must remain).
     """
-    from jaxseg.data.covid_qu_ex import cache_dir
+    from jaxseg.data.sources.covid_qu_ex import cache_dir
     from jaxseg.data.pipeline import source_from_arrays
 
     d = config.data

@@ -1,4 +1,4 @@
-"""Device mesh and shardings for data parallelism (DESIGN.md, "Data parallelism").
+"""Device mesh and shardings for data parallelism (docs/architecture.md, "Data parallelism").
 
 One ``jax.sharding.Mesh`` over every device with a single ``data`` axis: batches
 are sharded along it, parameters and optimizer state replicated, and the step is

@@ -14,9 +14,9 @@ from __future__ import annotations
 import signal
 import sys
 
+from jaxseg.errors import NonFiniteError
 
-class NonFiniteError(RuntimeError):
-    pass
+__all__ = ["NonFiniteError", "PreemptionGuard"]
 
 
 class PreemptionGuard:
@@ -31,8 +31,8 @@ class PreemptionGuard:
         return self.signum is not None
 
     def _handle(self, signum, frame):
-        if self.signum is not None:  # second signal: give up waiting
-            sys.exit(128 + signum)
+        if self.signum is not None:  # second signal: give up waiting (the CLI exits 130)
+            raise KeyboardInterrupt
         self.signum = signum
         print(f"\nreceived {signal.Signals(signum).name}: saving a checkpoint after this step…",
               file=sys.stderr, flush=True)

@@ -1,4 +1,18 @@
-"""XLA:CPU's YNNPACK kernels for dots, element-wise ops and reductions, on by default.
+"""Process-wide settings, made by the command-line tools — never at import: ``configure_process()``.
+
+Importing jaxseg changes nothing global. The commands in ``jaxseg.cli`` call
+``configure_process()`` before JAX or TensorFlow start; a library user who wants
+the same settings calls it first thing in their script:
+
+    import jaxseg.runtime
+    jaxseg.runtime.configure_process(tensorflow=True)  # before the first JAX computation
+
+It (1) turns on XLA:CPU's YNNPACK kernels (below), (2) quiets TensorFlow's C++
+log, and (3) with ``tensorflow=True``, hides accelerators from TensorFlow, which
+jaxseg uses for input pipelines only, so it never takes GPU memory JAX needs.
+
+XLA:CPU's YNNPACK kernels for dots, element-wise ops and reductions
+-------------------------------------------------------------------
 
 XLA:CPU (jaxlib 0.10 and 0.11) computes a convolution's weight gradient through a generic
 contraction that runs at ~10 GFLOP/s on a 2-core Xeon: 244–330 ms for one 64→64
@@ -14,7 +28,7 @@ the default path's to float32 rounding (tests/test_xla_cpu.py).
 The flag must be in ``XLA_FLAGS`` before JAX creates its CPU client, and an
 unknown flag aborts the process — so it is added only for jaxlib versions known
 to have it (``KNOWN_JAXLIB``), only if the user has not set a YNN fusion type
-themselves, and never when ``JAXSEG_XLA_CPU_FAST=0``. ``import jaxseg`` calls
+themselves, and never when ``JAXSEG_XLA_CPU_FAST=0``. ``configure_process()`` calls
 ``enable_fast_cpu_kernels()``; it is a no-op once a JAX backend exists.
 GPU and TPU runs are unaffected (the flag concerns the CPU client only).
 """
@@ -23,7 +37,8 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["FLAG", "KNOWN_JAXLIB", "enable_fast_cpu_kernels", "fast_cpu_kernels_requested"]
+__all__ = ["FLAG", "KNOWN_JAXLIB", "configure_process", "enable_fast_cpu_kernels", "fast_cpu_kernels_requested",
+           "hide_accelerators_from_tensorflow"]
 
 FLAG = "--xla_cpu_experimental_ynn_fusion_type=dot,eltwise,reduce"
 KNOWN_JAXLIB = ((0, 10), (0, 11))  # releases whose XLA defines the flag (checked: 0.10.0, 0.10.2, 0.11.2)
@@ -76,3 +91,22 @@ def enable_fast_cpu_kernels(environ=None, backend_started: bool | None = None) -
         return False
     env["XLA_FLAGS"] = f"{flags} {FLAG}".strip()
     return True
+
+
+def hide_accelerators_from_tensorflow() -> None:
+    """Imports TensorFlow and makes it see no GPU (it only feeds input pipelines here)."""
+    import tensorflow as tf
+
+    try:
+        tf.config.set_visible_devices([], "GPU")
+    except RuntimeError:  # TF already initialised its devices: too late, and not ours to change
+        pass
+
+
+def configure_process(tensorflow: bool = False, environ=None) -> None:
+    """The process-wide settings of the jaxseg commands (module docstring); call before JAX starts."""
+    env = os.environ if environ is None else environ
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    enable_fast_cpu_kernels(env)
+    if tensorflow:
+        hide_accelerators_from_tensorflow()

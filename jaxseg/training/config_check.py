@@ -10,14 +10,14 @@ import math
 
 import ml_collections
 
+from jaxseg.errors import ConfigError
 
-class ConfigError(ValueError):
-    """A config that cannot run; the message lists every problem found."""
+__all__ = ["ConfigError", "validate_config", "rotated_extent"]
 
 
 def _problems(config: ml_collections.ConfigDict) -> list[str]:
     from jaxseg import losses, metrics, models
-    from jaxseg.optim import OPTIMIZERS, SCHEDULES
+    from jaxseg.training.optim import OPTIMIZERS, SCHEDULES
 
     out = []
     for section in ("data", "model", "loss", "optimizer", "train", "eval"):
@@ -76,7 +76,7 @@ def rotated_extent(size: int, rotation_limit: float) -> float:
 
 def _data_problems(data) -> list[str]:
     from jaxseg.data import available as datasets
-    from jaxseg.data.affine import AugmentConfig
+    from jaxseg.data.augment.affine import AugmentConfig
 
     out = []
     if data.get("name") not in datasets():
@@ -103,5 +103,7 @@ def _data_problems(data) -> list[str]:
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
     problems = _problems(config)
+    if len(problems) == 1:
+        raise ConfigError(f"invalid config: {problems[0]}")
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))

@@ -10,7 +10,7 @@ and dropout; the data order is the same for every trial (the thesis compares
   ``trial_<t>/`` folders and sharing one checkpoint in ``WORKDIR/checkpoints`` —
   the same numbers as the sequential runs, at the cost of T× the memory.
 
-Afterwards ``WORKDIR/summary.json`` holds the aggregate of ``jaxseg.aggregate``
+Afterwards ``WORKDIR/summary.json`` holds the aggregate of ``jaxseg.training.aggregate``
 (per run the median — or mean — of the last k epochs, then mean and std over runs).
 A single trial trains directly in ``WORKDIR``.
 """
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import ml_collections
 
-from jaxseg.summary import MetricsLog
-from jaxseg.train import train_and_evaluate
-from jaxseg.workdir import prepare_workdir, safe_path
+from jaxseg.training.run_log import MetricsLog
+from jaxseg.training.loop import train_and_evaluate
+from jaxseg.training.workdir import prepare_workdir, safe_path
 
 
 def trial_dirs(workdir: str | Path, num_trials: int) -> list[Path]:
@@ -55,7 +55,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path):
 
 def write_summary(config: ml_collections.ConfigDict, workdir: Path) -> dict:
     """Aggregates the trials' ``metrics.jsonl`` into ``summary.json`` (thesis appendix rules)."""
-    from jaxseg import aggregate
+    from jaxseg.training import aggregate
 
     runs = [MetricsLog.read(d / "metrics.jsonl") for d in trial_dirs(workdir, int(config.train.num_trials))]
     rule = config.eval.get("aggregate", {})

@@ -1,6 +1,6 @@
 """The training augmentation inside the jitted train step (``config.data.augment_on='device'``).
 
-The same transforms as the tf.data path (``jaxseg.data.affine``: flips, rotation,
+The same transforms as the tf.data path (``jaxseg.data.augment.affine``: flips, rotation,
 random crop / random pick, brightness, contrast), resampled by
 ``jaxseg.ops.warp.projective_warp`` (TF's bilinear / nearest semantics). Random
 numbers are ``jax.random.uniform(fold_in(key(seed), step), (B, 7))`` — a function
@@ -17,7 +17,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxseg.data.affine import (NEAREST_KEYS, NUM_UNIFORMS, SPATIAL_KEYS, AugmentConfig, adjust_photometry,
+from jaxseg.data.augment.affine import (NEAREST_KEYS, NUM_UNIFORMS, SPATIAL_KEYS, AugmentConfig, adjust_photometry,
                                 affine_transforms)
 from jaxseg.ops.warp import projective_warp
 

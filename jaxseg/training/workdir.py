@@ -8,10 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from jaxseg.errors import JaxsegError
+
+
+class WorkdirError(JaxsegError):
+    """A workdir that is missing, cannot be written, or is redirected out of itself."""
+
 
 def prepare_workdir(workdir: str | Path) -> Path:
     if not workdir:
-        raise SystemExit("error: --workdir is required")
+        raise WorkdirError("--workdir is required")
     wd = Path(workdir)
     try:
         wd.mkdir(parents=True, exist_ok=True)
@@ -19,7 +25,7 @@ def prepare_workdir(workdir: str | Path) -> Path:
         probe.write_text("ok")
         probe.unlink()
     except OSError as e:
-        raise SystemExit(f"error: workdir {str(wd)!r} cannot be written: {e}") from None
+        raise WorkdirError(f"workdir {str(wd)!r} cannot be written: {e}") from None
     return wd
 
 
@@ -29,6 +35,6 @@ def safe_path(workdir: Path, name: str) -> Path:
     path = workdir / name
     resolved = path.resolve()
     if resolved != root and root not in resolved.parents:
-        raise SystemExit(f"error: {path} resolves to {resolved}, outside the workdir {root}; "
+        raise WorkdirError(f"{path} resolves to {resolved}, outside the workdir {root}; "
                          "refusing to write through a symlink out of the workdir")
     return path

@@ -1,7 +1,7 @@
 """Seeded training augmentation in tf.data: one geometric warp per example, then photometry.
 
-The transforms and their settings are ``jaxseg.data.affine`` (shared with the
-on-device path, ``jaxseg.data.device_augment``); here they run on TensorFlow ops
+The transforms and their settings are ``jaxseg.data.augment.affine`` (shared with the
+on-device path, ``jaxseg.data.augment.device``); here they run on TensorFlow ops
 in the input pipeline's worker threads. Images and distance maps are resampled
 bilinearly, masks with nearest neighbour (so they stay {0, 1}), by
 ``ImageProjectiveTransformV3`` with constant 0 fill.
@@ -16,12 +16,12 @@ import types
 import numpy as np
 import tensorflow as tf
 
-from jaxseg.data.affine import (FLIPS, NEAREST_KEYS, NUM_UNIFORMS, SPATIAL_KEYS, AugmentConfig,
+from jaxseg.data.augment.affine import (FLIPS, NEAREST_KEYS, NUM_UNIFORMS, SPATIAL_KEYS, AugmentConfig,
                                 adjust_photometry, affine_transforms)
 
 __all__ = ["FLIPS", "SPATIAL_KEYS", "AugmentConfig", "TF_OPS", "augment_batch", "center_crop", "make_augment"]
 
-# the array namespace jaxseg.data.affine needs, on TensorFlow ops
+# the array namespace jaxseg.data.augment.affine needs, on TensorFlow ops
 TF_OPS = types.SimpleNamespace(ones_like=tf.ones_like, where=tf.where, cos=tf.cos, sin=tf.sin, ceil=tf.math.ceil,
                                floor=tf.floor, minimum=tf.minimum, abs=tf.abs, stack=tf.stack,
                                mean=tf.reduce_mean, clip=tf.clip_by_value)

@@ -34,7 +34,7 @@ import os
 import numpy as np
 
 from jaxseg.data import io
-from jaxseg.data.errors import DataError
+from jaxseg.errors import DataError
 
 log = logging.getLogger(__name__)
 DEFAULT_VAL_FRACTION = 0.2

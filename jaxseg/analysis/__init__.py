@@ -1,0 +1,1 @@
+"""Analysis tools that are not training: properties of losses and set functions (e.g. submodularity)."""

@@ -1,0 +1,1 @@
+"""Inference with trained runs: restore a workdir's model, predict image files (``predict``)."""

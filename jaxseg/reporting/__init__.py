@@ -1,0 +1,1 @@
+"""Reading finished runs: checkpoint inspection (``inspection``), experiment tables and figures (``report``)."""

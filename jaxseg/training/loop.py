@@ -1,0 +1,326 @@
+"""The epoch loop: ``train_and_evaluate(config, workdir)``.
+
+The loop is data-parallel over one device mesh (``parallel``), evaluates after
+every epoch (``evaluation``), checkpoints with orbax (``checkpoint``), and logs to
+``metrics.jsonl`` and TensorBoard (``run_log``). ``train_and_evaluate`` reads as
+its table of contents: set up, resume, then per epoch train, evaluate,
+checkpoint, log.
+
+Resuming: running again on a workdir with a checkpoint continues from it. The
+data order of epoch k depends only on (seed, k), augmentation seeds on
+(seed, k, step-in-epoch) and dropout keys on the global step, and a checkpoint
+records the step inside its epoch and the running loss sum — so an interrupted
+and resumed run ends with the same numbers as an uninterrupted one.
+
+Epochs are counted from 0 inside the loop (loss schedules see k = 0, 1, ...);
+``metrics.jsonl``'s ``epoch`` is the number of completed epochs (1 after the first).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxseg import losses, metrics, models
+from jaxseg.training import checkpoint as ckpt_lib
+from jaxseg.training import parallel
+from jaxseg.training.config_check import validate_config
+from jaxseg.training.evaluation import checkpoint_mode, evaluate
+from jaxseg.training.guards import NonFiniteError, PreemptionGuard
+from jaxseg.training.optim import build_optimizer
+from jaxseg.training.run_log import MetricsLog, TensorBoardWriter, tqdm
+from jaxseg.training.steps import create_train_state, make_eval_step, make_train_step, trial_key
+from jaxseg.training.workdir import prepare_workdir, safe_path
+
+FRESH_META = {"epoch": 0, "epoch_step": 0, "loss_sum": 0.0, "finite_steps": 0, "best": None}
+
+
+def _host_float(x) -> float:
+    return float(np.asarray(jax.device_get(x)).reshape(-1)[0])
+
+
+class _EpochAccumulator:
+    """Device-side running sums of one epoch, per trial: loss over finite steps, their count, first bad step."""
+
+    def __init__(self, trials: int | None, loss_sum=0.0, finite_steps=0, first_bad=-1):
+        shape = () if trials is None else (trials,)
+        self.loss_sum = jnp.broadcast_to(jnp.asarray(loss_sum, jnp.float32), shape)
+        self.finite_steps = jnp.broadcast_to(jnp.asarray(finite_steps, jnp.int32), shape)
+        self.first_bad = jnp.broadcast_to(jnp.asarray(first_bad, jnp.int32), shape)
+
+    def add(self, out: dict) -> None:
+        f = out["finite"]
+        self.loss_sum = self.loss_sum + jnp.where(f, out["loss"], 0.0)
+        self.finite_steps = self.finite_steps + f.astype(jnp.int32)
+        self.first_bad = jnp.where((self.first_bad < 0) & ~f, out["step"], self.first_bad)
+
+    def host(self) -> dict:
+        """Plain Python numbers (lists of them for vectorised trials), JSON-ready."""
+        return {k: np.asarray(v).tolist() for k, v in jax.device_get(
+            {"loss_sum": self.loss_sum, "finite_steps": self.finite_steps,
+             "first_bad": self.first_bad}).items()}
+
+
+def _per_trial(value, t: int):
+    return value[t] if isinstance(value, list) else value
+
+
+@dataclasses.dataclass
+class Run:
+    """What one training run holds from set-up to its last epoch."""
+
+    config: ml_collections.ConfigDict
+    workdir: Path
+    trials: int | None  # T for vectorised trials, None for one run
+    mesh: Any
+    source: Any
+    collection: metrics.MetricCollection
+    state: Any
+    train_step: Callable
+    eval_step: Callable
+    checkpointer: ckpt_lib.Checkpointer
+    log_dirs: list[Path]
+    is_main: bool
+    best: float | None = None
+    records: list[dict] = dataclasses.field(default_factory=list)
+    logs: list[MetricsLog] = dataclasses.field(default_factory=list)
+    writers: list[TensorBoardWriter] = dataclasses.field(default_factory=list)
+
+    @property
+    def metric_key(self) -> str:
+        return f"val/{self.config.eval.checkpoint_metric}"
+
+    @property
+    def step(self) -> int:
+        return int(_host_float(self.state.step))
+
+    def result(self, preempted_by: int | None = None) -> dict | list[dict]:
+        recs = [dict(r, preempted=True, signal=preempted_by) for r in self.records] if preempted_by \
+            else self.records
+        return recs[0] if self.trials is None else recs
+
+
+def _compiled_steps(model, tx, loss_fn, collection, augment, trials: int | None):
+    """The jitted ``train_step(state, batch, epoch)`` and ``eval_step(state, batch, acc, epoch)``."""
+    if trials is None:
+        train_step = make_train_step(model, tx, loss_fn, augment)
+        eval_step = make_eval_step(model, loss_fn, collection)
+    else:
+        trials_step = jax.vmap(make_train_step(model, tx, loss_fn), in_axes=(0, None, None))
+
+        def train_step(state, batch, epoch):  # trials share the step counter: augment the batch once, not T times
+            if augment is not None:
+                batch = augment(batch, state.step[0])
+            return trials_step(state, batch, epoch)
+        eval_step = jax.vmap(make_eval_step(model, loss_fn, collection), in_axes=(0, None, 0, None))
+    return jax.jit(train_step, donate_argnums=(0,)), jax.jit(eval_step, donate_argnums=(2,))
+
+
+def set_up(config: ml_collections.ConfigDict, workdir: str | Path, trials: int | None) -> Run:
+    """Validates the config, prepares the workdir and mesh, builds data, model, steps and initial state."""
+    validate_config(config)
+    wd = prepare_workdir(workdir)
+    parallel.maybe_initialize_distributed()
+    mesh = parallel.make_mesh()
+    parallel.check_batch_divisible(config.train.batch_size, mesh)
+
+    from jaxseg import data  # imported here: the data layer brings TensorFlow
+    from jaxseg.data.augment.device import make_device_augment
+
+    source = data.get_source(config, jax.process_index(), jax.process_count())
+    augment = make_device_augment(source.augment_config, config.seed)
+    model = models.get_model(config.model, config.train.dtype)
+    loss_fn = models.deep_supervision_loss(losses.build_loss(config.loss))  # identity for one head
+    collection = metrics.MetricCollection(config.eval.metrics, config.eval.threshold,
+                                          num_classes=config.model.num_classes)
+    tx = build_optimizer(config.optimizer, total_steps=config.train.epochs * source.steps_per_epoch)
+    if trials is None:
+        keys, log_dirs = trial_key(config.seed, config.train.trial), [wd]
+    else:
+        keys = jnp.stack([trial_key(config.seed, t) for t in range(trials)])
+        log_dirs = [prepare_workdir(safe_path(wd, f"trial_{t}")) for t in range(trials)]
+    state = parallel.put_replicated(create_train_state(model, tx, keys, source.image_shape), mesh)
+    train_step, eval_step = _compiled_steps(model, tx, loss_fn, collection, augment, trials)
+    return Run(config=config, workdir=wd, trials=trials, mesh=mesh, source=source, collection=collection,
+               state=state, train_step=train_step, eval_step=eval_step,
+               checkpointer=ckpt_lib.Checkpointer(safe_path(wd, "checkpoints")), log_dirs=log_dirs,
+               is_main=jax.process_index() == 0, records=[{} for _ in log_dirs])
+
+
+def resume(run: Run) -> dict:
+    """Restores the newest usable checkpoint into ``run`` (or keeps the fresh state); returns its meta."""
+    restored = run.checkpointer.restore_newest_good(ckpt_lib.abstract_like(run.state))
+    meta = dict(FRESH_META) if restored is None else restored[1]
+    if restored is not None:
+        run.state = restored[0]
+    run.best = meta.get("best")
+    if run.is_main and run.step:
+        print(f"Resuming from {run.workdir / 'checkpoints'} at step {run.step} "
+              f"(epoch {int(meta['epoch']) + 1}, step {int(meta['epoch_step'])} of "
+              f"{run.source.steps_per_epoch})", file=sys.stderr)
+    return meta
+
+
+def open_logs(run: Run, start_epoch: int) -> None:
+    """Writes each log dir's ``config.json``; opens ``metrics.jsonl`` (cut to the checkpoint) and TensorBoard."""
+    if not run.is_main:
+        return
+    for t, d in enumerate(run.log_dirs):
+        trial_config = run.config.to_dict()
+        if run.trials is not None:
+            trial_config["train"]["trial"] = t
+        safe_path(d, "config.json").write_text(json.dumps(trial_config, indent=2, default=str))
+        run.logs.append(MetricsLog(safe_path(d, "metrics.jsonl"), keep_through_epoch=start_epoch))
+        run.writers.append(TensorBoardWriter(d))
+
+
+def save(run: Run, epoch_done: int, epoch_step: int, acc: _EpochAccumulator, improved: bool) -> None:
+    h = acc.host()
+    run.checkpointer.save(run.step, run.state, {
+        "epoch": epoch_done, "epoch_step": epoch_step, "loss_sum": h["loss_sum"],
+        "finite_steps": h["finite_steps"], "best": run.best, "best_metric": run.metric_key,
+        "metrics": run.records[0] if run.trials is None else run.records}, best=improved)
+
+
+def check_finite(run: Run, acc: _EpochAccumulator) -> None:
+    """Raises ``NonFiniteError`` (policy 'stop') if a step of this epoch had a non-finite loss or gradient."""
+    bad = [b for b in np.atleast_1d(acc.host()["first_bad"]) if b >= 0]
+    if bad and run.config.train.nonfinite == "stop":
+        run.checkpointer.wait()
+        last = run.checkpointer.latest_step()
+        where = f"the last good checkpoint is step {last} in {run.workdir / 'checkpoints'}" if last is not None \
+            else "no checkpoint was saved yet"
+        raise NonFiniteError(
+            f"non-finite loss or gradient at step {min(bad)} (the update was not applied); {where}. "
+            "Lower the learning rate, check the data, or set --config.train.nonfinite=skip")
+
+
+def train_epoch(run: Run, epoch: int, skip: int, acc: _EpochAccumulator, guard: PreemptionGuard) -> dict | None:
+    """Trains epoch ``epoch`` from its step ``skip``; returns timing and the last step's outputs, or
+    None when a signal stopped the run mid-epoch (after saving a checkpoint at that step)."""
+    cfg, steps = run.config, run.source.steps_per_epoch
+    k = jnp.asarray(epoch, jnp.int32)
+    sharding = parallel.batch_sharding(run.mesh)
+    t0, wait = time.perf_counter(), 0.0
+    bar = tqdm(total=steps, initial=skip, leave=False, dynamic_ncols=True, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
+               disable=not run.is_main or not cfg.train.progress)
+    batches = run.source.train_batches(epoch)
+    for _ in range(skip):  # resumed mid-epoch: the same batches, already trained on
+        next(batches)
+    last_loss, out = None, {}
+    for i in range(skip, steps):
+        tw = time.perf_counter()
+        batch = parallel.put_batch(next(batches), sharding)
+        wait += time.perf_counter() - tw
+        run.state, out = run.train_step(run.state, batch, k)
+        acc.add(out)
+        if last_loss is not None and i % cfg.train.log_every == 0:
+            loss_now = np.asarray(jax.device_get(last_loss))  # previous step: done already
+            bar.set_postfix(loss=f"{float(loss_now.mean()):.4f}")
+            check_finite(run, acc)
+        last_loss = out["loss"]
+        bar.update(1)
+        if guard.requested and i + 1 < steps:  # at the epoch's end: finish it first
+            save(run, epoch, i + 1, acc, False)
+            run.checkpointer.wait()
+            bar.close()
+            print(f"saved step {run.step} to {run.workdir / 'checkpoints'}; run the same command to resume",
+                  file=sys.stderr)
+            return None
+    bar.close()
+    check_finite(run, acc)
+    return {"train_time": time.perf_counter() - t0, "wait": wait, "out": out}
+
+
+def epoch_records(run: Run, epoch: int, acc: _EpochAccumulator, trained: dict, vals: list[dict],
+                  eval_time: float) -> list[dict]:
+    """One ``metrics.jsonl`` record per trial for a finished, evaluated epoch."""
+    h = acc.host()
+    train_time = trained["train_time"]
+    aux = {n: np.atleast_1d(np.asarray(jax.device_get(v))) for n, v in trained["out"].items()
+           if n not in ("loss", "finite", "step")}
+    records = []
+    for t, val in enumerate(vals):
+        finite_steps = _per_trial(h["finite_steps"], t)
+        records.append({"epoch": epoch + 1, "step": run.step,
+                        "train/loss": _per_trial(h["loss_sum"], t) / max(finite_steps, 1),
+                        **{f"train/{n}": float(v[min(t, v.size - 1)]) for n, v in aux.items()},
+                        "train/nonfinite_steps": run.source.steps_per_epoch - finite_steps,
+                        **val, "time/train_s": train_time,
+                        "time/data_wait_fraction": trained["wait"] / max(train_time, 1e-9),
+                        "time/eval_s": eval_time})
+    return records
+
+
+def checkpoint_epoch(run: Run, epoch: int) -> None:
+    """Saves the finished epoch; also as ``best`` when the (trial-mean) checkpoint metric improved."""
+    score = float(np.mean([r.get(run.metric_key, np.nan) for r in run.records]))
+    improved = ckpt_lib.is_better(score, run.best, checkpoint_mode(run.config))
+    if improved:
+        run.best = score
+    save(run, epoch + 1, 0, _EpochAccumulator(run.trials), improved)
+
+
+def log_epoch(run: Run, epoch: int, vals: list[dict]) -> None:
+    if not run.is_main:
+        return
+    for log, tb, rec in zip(run.logs, run.writers, run.records):
+        log.write(rec)
+        tb.scalars(rec["step"], rec)
+    for t, rec in enumerate(run.records):
+        prefix = "" if run.trials is None else f"trial {t} "
+        tqdm.write(f"{prefix}epoch {epoch + 1}: train/loss={rec['train/loss']:.4f} " +
+                   " ".join(f"{n}={v:.4f}" for n, v in vals[t].items()) +
+                   f" ({rec['time/train_s']:.1f}s train, data wait "
+                   f"{100 * rec['time/data_wait_fraction']:.1f}%)", file=sys.stderr)
+
+
+def close(run: Run) -> None:
+    run.checkpointer.wait()
+    run.checkpointer.close()
+    for tb in run.writers:
+        tb.close()
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
+                       vectorized_trials: int | None = None) -> dict | list[dict]:
+    """Trains ``config`` in ``workdir`` (resuming if it holds a checkpoint); returns the last record.
+
+    ``vectorized_trials=T`` trains trials ``0..T-1`` (keys ``trial_key(seed, t)``) as one
+    compiled program over stacked parameters and optimizer states — the same numbers as
+    T sequential runs. They share one checkpoint in ``workdir/checkpoints`` (the "best"
+    one by the mean metric over trials) and log to ``workdir/trial_<t>/``; a list of
+    records, one per trial, is returned. A record has ``preempted=True`` when a
+    SIGTERM/SIGINT stopped the run after saving a checkpoint.
+    """
+    run = set_up(config, workdir, vectorized_trials)
+    meta = resume(run)
+    start_epoch, skip = int(meta["epoch"]), int(meta["epoch_step"])
+    open_logs(run, start_epoch)
+    with PreemptionGuard() as guard:
+        for epoch in range(start_epoch, config.train.epochs):
+            acc = _EpochAccumulator(run.trials, meta["loss_sum"], meta["finite_steps"]) if skip \
+                else _EpochAccumulator(run.trials)
+            trained = train_epoch(run, epoch, skip, acc, guard)
+            if trained is None:
+                return run.result(guard.signum)
+            skip = 0
+            t_eval = time.perf_counter()
+            vals = evaluate(run.eval_step, run.state, run.source, run.collection, run.mesh, epoch, run.trials)
+            run.records = epoch_records(run, epoch, acc, trained, vals, time.perf_counter() - t_eval)
+            checkpoint_epoch(run, epoch)
+            log_epoch(run, epoch, vals)
+            if guard.requested:
+                run.checkpointer.wait()
+                return run.result(guard.signum)
+    close(run)
+    return run.result()
