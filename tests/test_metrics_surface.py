@@ -1,4 +1,4 @@
-"""Hausdorff-family metrics against brute-force NumPy pairwise distances."""
+"""Hausdorff-family metrics against brute-force NumPy pairwise distances (NHWC masks, (N, C) values)."""
 
 import math
 
@@ -28,6 +28,11 @@ def _masks():
     pred = np.concatenate([pred, np.stack([c[0] for c in cases])])
     lab = np.concatenate([lab, np.stack([c[1] for c in cases])])
     return pred, lab
+
+
+def _nhwc(*masks):
+    """(N, H, W) planes as (N, H, W, 1) masks: the public layout."""
+    return tuple(m[..., None] for m in masks)
 
 
 def _boundary_ref(m):
@@ -73,9 +78,10 @@ def test_matches_bruteforce(on, spacing, normalize):
     def all_metrics(p, y):
         return [getattr(surface, n)(p, y, on=on, normalize=normalize, spacing=spacing) for n in NAMES]
 
-    for name, got in zip(NAMES, all_metrics(pred, lab)):
+    for name, got in zip(NAMES, all_metrics(*_nhwc(pred, lab))):
         got = np.asarray(got)
-        assert got.shape == (len(pred),) and got.dtype == np.float32
+        assert got.shape == (len(pred), 1) and got.dtype == np.float32
+        got = got[:, 0]
         assert np.all(np.isfinite(got))
         chex.assert_trees_all_close(got, _reference(pred, lab, name, on, spacing, normalize),
                                     rtol=1e-5, atol=1e-5, custom_message=name)
@@ -85,16 +91,17 @@ def test_empty_rule_values():
     pred, lab = _masks()
     diag = math.hypot(H, W)
     fn = jax.jit(surface.hausdorff95, static_argnames=("on", "normalize", "spacing"))
-    got = np.asarray(fn(pred, lab, normalize=True))[12:15]
+    pred, lab = _nhwc(pred, lab)
+    got = np.asarray(fn(pred, lab, normalize=True))[12:15, 0]
     chex.assert_trees_all_close(got, np.array([0.0, 1.0, 1.0], np.float32), rtol=1e-6)
-    got = np.asarray(fn(pred, lab))[[12, 13, 22]]
+    got = np.asarray(fn(pred, lab))[[12, 13, 22], 0]
     chex.assert_trees_all_close(got, np.array([0.0, diag, diag], np.float32), rtol=1e-6)
 
 
 def test_boundary_matches_scipy_erosion():
     pred, _ = _masks()
-    got = np.asarray(jax.jit(surface.boundary)(pred))
-    np.testing.assert_array_equal(got, np.stack([_boundary_ref(m) for m in pred]))
+    got = np.asarray(jax.jit(surface.boundary)(pred[..., None]))
+    np.testing.assert_array_equal(got[..., 0], np.stack([_boundary_ref(m) for m in pred]))
 
 
 def test_masked_percentile_matches_numpy():
@@ -103,7 +110,7 @@ def test_masked_percentile_matches_numpy():
     m = rng.random((5, 7, 8)) < 0.4
     m[0] = False; m[0, 2, 2] = True  # a single element
     for q in (95, 50, 99.5, 100):
-        got = np.asarray(jax.jit(surface.masked_percentile, static_argnums=2)(v, m, q))
+        got = np.asarray(jax.jit(surface._masked_percentile, static_argnums=2)(v, m, q))
         chex.assert_trees_all_close(got, np.array([np.percentile(a[b], q) for a, b in zip(v, m)],
                                                   np.float32), rtol=1e-6)
 
@@ -112,7 +119,9 @@ def test_percentile_distance_every_pixel():
     rng = np.random.default_rng(4)
     y = rng.random((2, 6, 7)) < 0.35
     y[1] = False; y[1, 0, 6] = True
-    got = np.asarray(jax.jit(percentile_distance, static_argnums=(1, 2))(y, 5, (1.5, 1.0)))
+    got = np.asarray(jax.jit(percentile_distance, static_argnums=(1, 2))(y[..., None], 5, (1.5, 1.0)))
+    assert got.shape == y.shape + (1,)
+    got = got[..., 0]
     grid = np.stack(np.meshgrid(np.arange(6), np.arange(7), indexing="ij"), -1) * (1.5, 1.0)
     for b in range(2):
         d = np.linalg.norm(grid[:, :, None] - (np.argwhere(y[b]) * (1.5, 1.0))[None, None], axis=-1)

@@ -1,7 +1,9 @@
 """Loss registry: ``build_loss(config.loss)`` returns the trainer's ``loss_fn(logits, batch, epoch)``.
 
 Every registered loss takes NHWC arrays, ``fn(logits, labels, **params) -> scalar``
-(``labels`` = ``batch['mask']``; the boundary loss also takes ``batch['dist']``
+with ``logits`` and ``labels`` of the same shape (N, H, W, C) (``labels`` =
+``batch['mask']``, one-hot / {0,1}; other shapes raise ``ValueError`` naming
+both, jitted or not; the boundary loss also takes ``batch['dist']``
 when the batch carries it, and otherwise computes the signed distance map on
 device). ``loss_fn`` returns ``(loss, aux)``; the trainer logs every aux scalar
 as ``train/<key>``.
@@ -41,15 +43,17 @@ from jaxseg.losses.lovasz import lovasz_hinge, lovasz_softmax
 from jaxseg.losses.registry import LOSSES
 from jaxseg.losses.regional import (bce, cross_entropy, dice, focal, focal_tversky, jaccard, probabilities,
                                     tversky, weighted_bce)
+from jaxseg.ops.shapes import check_nhwc
 
 __all__ = ["LOSSES", "available", "get_loss", "build_loss"]
 
 
 @LOSSES.register("lovasz_hinge")
 def lovasz_hinge_nhwc(logits, labels, per_image: bool = True, alpha: float = 1.0, beta: float = 1.0):
-    """``lovasz_hinge`` on (N, H, W, 1) logits and masks (Berman et al. 2018)."""
+    """``lovasz_hinge`` on (N, H, W, 1) logits and masks of the same shape (Berman et al. 2018)."""
+    check_nhwc("lovasz_hinge", logits=logits, labels=labels)
     if logits.shape[-1] != 1:
-        raise ValueError(f"lovasz_hinge is binary (C=1); got {logits.shape[-1]} channels — use lovasz_softmax")
+        raise ValueError(f"lovasz_hinge is binary (C=1); got logits {tuple(logits.shape)} — use lovasz_softmax")
     return lovasz_hinge(logits[..., 0], labels[..., 0], per_image=per_image, alpha=alpha, beta=beta)
 
 
@@ -58,8 +62,11 @@ def lovasz_softmax_nhwc(logits, labels, classes="present", per_image: bool = Fal
                         alpha: float = 1.0, beta: float = 1.0):
     """``lovasz_softmax`` on NHWC logits and one-hot masks; C=1 is (background, foreground).
 
-    With C=1, ``classes=[1]`` is the thesis's binary form f_J(|y − ŷ|) (§5.2.1).
+    ``logits``, ``labels``: the same shape (N, H, W, C) (for an integer class map
+    call ``jaxseg.losses.lovasz.lovasz_softmax`` on probabilities). With C=1,
+    ``classes=[1]`` is the thesis's binary form f_J(|y − ŷ|) (§5.2.1).
     """
+    check_nhwc("lovasz_softmax", logits=logits, labels=labels)
     probs = probabilities(logits, from_logits)
     if probs.shape[-1] == 1:
         probs = jnp.concatenate([1.0 - probs, probs], axis=-1)

@@ -15,6 +15,9 @@ exact for any augmentation applied before the loss.
 
 with ŝ the sigmoid/softmax probabilities, b the "distance map bounds" and r the
 "rescale factor" of thesis Table 7 (both optional).
+
+Shapes (NHWC): ``logits``, ``labels``, ``dist`` and ``probs`` are all (N, H, W, C);
+anything else raises ``ValueError`` naming the shapes, jitted or not.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import jax.numpy as jnp
 from jaxseg.losses.regional import probabilities
 from jaxseg.losses.registry import LOSSES
 from jaxseg.ops.edt import euclidean_distance_transform
+from jaxseg.ops.shapes import check_nhwc
 
 __all__ = ["signed_distance_map", "boundary_loss", "boundary"]
 
@@ -31,11 +35,12 @@ __all__ = ["signed_distance_map", "boundary_loss", "boundary"]
 def signed_distance_map(mask, spacing=(1.0, 1.0)):
     """Kervadec's signed distance map D = edt(out)·out − (edt(in) − 1)·in, per channel.
 
-    ``mask``: (N, H, W, C) {0,1} (or (H, W, C)); returns float32 of the same shape,
-    0 for channels with no foreground pixel. The "− 1" is Kervadec's literal
+    ``mask``: (N, H, W, C) {0,1}; returns float32 (N, H, W, C), 0 for the
+    channels of an image with no foreground pixel. The "− 1" is Kervadec's literal
     formula (in pixels; with ``spacing`` ≠ 1 it stays 1, as in their code).
     Equal to ``one_hot2dist`` built on ``scipy.ndimage.distance_transform_edt``.
     """
+    check_nhwc("signed_distance_map", mask=mask)
     m = jnp.moveaxis(jnp.asarray(mask) > 0.5, -1, -3)  # (..., C, H, W)
     inside = m.astype(jnp.float32)
     outside = 1.0 - inside
@@ -47,7 +52,11 @@ def signed_distance_map(mask, spacing=(1.0, 1.0)):
 
 
 def boundary_loss(probs, dist, clamp: float | None = None, rescale: float = 1.0):
-    """mean(ŝ · clip(D, −clamp, clamp) / rescale) (Kervadec et al. 2019, eq. (5); thesis §5.2.2)."""
+    """mean(ŝ · clip(D, −clamp, clamp) / rescale) (Kervadec et al. 2019, eq. (5); thesis §5.2.2).
+
+    ``probs``, ``dist``: the same shape (N, H, W, C).
+    """
+    check_nhwc("boundary_loss", probs=probs, dist=dist)
     d = dist.astype(jnp.float32)
     if clamp is not None:
         d = jnp.clip(d, -clamp, clamp)
@@ -61,7 +70,9 @@ def boundary(logits, labels, dist=None, clamp: float | None = None, rescale: flo
 
     C=1: the sigmoid foreground. C>1: softmax classes, channel 0 (background)
     left out unless ``include_background`` (Kervadec use the foreground classes).
+    ``logits``, ``labels`` and ``dist`` (when given): the same shape (N, H, W, C).
     """
+    check_nhwc("boundary", logits=logits, labels=labels, dist=dist)
     probs = probabilities(logits, from_logits)
     if dist is None:
         dist = signed_distance_map(labels)

@@ -24,6 +24,13 @@ bit pattern orders like the value. Only the order of positive errors matters
 get weight 0 and key 0. On CPU the argsort is ``jaxseg.ops.radix_argsort``
 (single-operand integer sorts, about 3× faster there than a key+index sort); on
 other platforms it is XLA's key+index sort.
+
+Shapes: these are the lower-level forms. ``lovasz_hinge`` takes logits and
+labels of one shape (N, H, W) (any trailing shape); ``lovasz_softmax`` takes
+probabilities (N, ..., C) and either one-hot labels of the same shape or an
+integer class map (N, ...). A mismatch raises ``ValueError`` naming both
+shapes. The registered losses ``lovasz_hinge`` / ``lovasz_softmax``
+(``jaxseg.losses``) are the NHWC wrappers: logits and labels (N, H, W, C).
 """
 
 from __future__ import annotations
@@ -32,9 +39,11 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxseg.ops.radix_argsort import radix_argsort
+from jaxseg.ops.shapes import check_same_shape, shape_error
 
 __all__ = ["lovasz_grad", "lovasz_hinge", "lovasz_softmax"]
 
@@ -97,8 +106,11 @@ def lovasz_hinge(logits, labels, per_image: bool = True, ignore: int | None = No
       alpha, beta: Tversky weights of FN / FP; 1, 1 is Berman's Jaccard loss.
 
     An image without foreground gives the largest positive error (finite); a
-    batch where every pixel is ignored gives 0.
+    batch where every pixel is ignored gives 0. Different shapes raise ``ValueError``.
     """
+    shape = check_same_shape("lovasz_hinge", "(N, H, W)", logits=logits, labels=labels)
+    if len(shape) < 1:
+        raise shape_error("lovasz_hinge", "must have a batch axis: (N, H, W)", logits=logits, labels=labels)
     z = logits.astype(jnp.float32)
     y = labels.astype(jnp.float32)
     rows = z.shape[0] if per_image else 1
@@ -125,8 +137,11 @@ def lovasz_softmax(probs, labels, classes: str | Sequence[int] = "present", per_
       ignore: label value left out (integer maps).
       alpha, beta: Tversky weights of FN / FP; 1, 1 is the Jaccard loss.
 
-    No present class (e.g. every pixel ignored) gives 0.
+    No present class (e.g. every pixel ignored) gives 0. Other shapes raise ``ValueError``.
     """
+    if np.ndim(probs) < 2 or np.shape(labels) not in (np.shape(probs), np.shape(probs)[:-1]):
+        raise shape_error("lovasz_softmax", "must be (N, ..., C) and the same shape (one-hot) or "
+                          "(N, ...) (an integer class map)", probs=probs, labels=labels)
     p = probs.astype(jnp.float32)
     n_classes = p.shape[-1]
     if labels.ndim == p.ndim:

@@ -1,8 +1,11 @@
 """Regional losses of thesis §5.2 (formulas pinned in docs/architecture.md).
 
 Inputs are NHWC: ``logits`` (or probabilities with ``from_logits=False``) and
-``labels`` in {0,1}. One channel (C=1) is a binary sigmoid task whose classes are
-(background, foreground); C>1 channels are one-hot softmax classes.
+``labels`` in {0,1}, both of the same shape (N, H, W, C) — labels one-hot, not
+an integer class map. Any other shape (no channel axis, NCHW, two different
+shapes) raises ``ValueError`` naming both shapes, jitted or not. One channel
+(C=1) is a binary sigmoid task whose classes are (background, foreground); C>1
+channels are one-hot softmax classes.
 
 Pixel-wise (thesis §5.2, Lin et al. 2017 for focal), mean over pixels and images,
 sum over the classes i (for C=1 the two classes 1−y and y):
@@ -34,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxseg.losses.registry import LOSSES
+from jaxseg.ops.shapes import check_nhwc
 
 __all__ = ["probabilities", "soft_confusion", "cross_entropy", "bce", "weighted_bce", "focal",
            "tversky", "focal_tversky", "dice", "jaccard"]
@@ -45,7 +49,10 @@ def probabilities(logits, from_logits: bool = True):
     """Class probabilities, float32: sigmoid (C=1), softmax over channels (C>1), or the input itself.
 
     ŷ = σ(z) for one channel, ŷᵢ = e^{zᵢ}/Σⱼ e^{zⱼ} otherwise (thesis §5.2).
+    ``logits`` (N, H, W, C); other shapes raise ``ValueError`` (a missing channel
+    axis would otherwise be read as classes).
     """
+    check_nhwc("probabilities", logits=logits)
     x = logits.astype(jnp.float32)
     if not from_logits:
         return x
@@ -87,6 +94,7 @@ def focal(logits, labels, gamma: float = 2.0, alpha: float | Sequence[float] | N
     a scalar a — for C=1 the foreground gets a and the background 1 − a (Lin et
     al.'s α-balancing), for C>1 every class gets a. ``gamma=0`` is cross-entropy.
     """
+    check_nhwc("focal", logits=logits, labels=labels)
     logp, y = _log_probs_and_labels(logits, labels, from_logits)
     n = y.shape[-1]
     if alpha is not None and np.ndim(alpha) == 0 and logits.shape[-1] == 1:
@@ -102,12 +110,14 @@ def cross_entropy(logits, labels, class_weights: Sequence[float] | None = None, 
 
     Multi-class (C>1, softmax) or binary (C=1, classes (background, foreground)).
     """
+    check_nhwc("cross_entropy", logits=logits, labels=labels)
     return focal(logits, labels, gamma=0.0, alpha=class_weights, from_logits=from_logits)
 
 
 @LOSSES.register("bce")
 def bce(logits, labels, from_logits: bool = True):
     """Binary cross-entropy −mean(y log ŷ + (1−y) log(1−ŷ)) (thesis §5.2, L_CE with C=2)."""
+    check_nhwc("bce", logits=logits, labels=labels)
     return cross_entropy(logits, labels, from_logits=from_logits)
 
 
@@ -120,6 +130,7 @@ def weighted_bce(logits, labels, pos_weight: float = 0.5, neg_weight: float | No
     examples: 0.7" is 0.7 on foreground and 0.3 on background pixels. (PyTorch's
     ``BCEWithLogitsLoss(pos_weight=p)`` is ``pos_weight=p, neg_weight=1``.)
     """
+    check_nhwc("weighted_bce", logits=logits, labels=labels)
     neg = 1.0 - pos_weight if neg_weight is None else neg_weight
     return cross_entropy(logits, labels, class_weights=(neg, pos_weight), from_logits=from_logits)
 
@@ -127,8 +138,10 @@ def weighted_bce(logits, labels, pos_weight: float = 0.5, neg_weight: float | No
 def soft_confusion(probs, labels, batchwise: bool):
     """Soft TP = Σ y·ŷ, FP = Σ (1−y)·ŷ, FN = Σ y·(1−ŷ) (thesis §5.2, Definition).
 
-    Sums over pixels (and the batch if ``batchwise``): shapes (C,) or (N, C).
+    ``probs``, ``labels`` (N, H, W, C). Sums over pixels (and the batch if
+    ``batchwise``): shapes (C,) or (N, C).
     """
+    check_nhwc("soft_confusion", probs=probs, labels=labels)
     axes = (0, 1, 2) if batchwise else (1, 2)
     labels = labels.astype(jnp.float32)
     tp = jnp.sum(probs * labels, axis=axes)
@@ -153,6 +166,7 @@ def tversky(logits, labels, alpha: float = 0.5, beta: float = 0.5, smooth: float
 
     α weighs false negatives, β false positives; averaged over classes and images.
     """
+    check_nhwc("tversky", logits=logits, labels=labels)
     return jnp.mean(_tversky_per_class(logits, labels, alpha, beta, smooth, from_logits, batchwise,
                                        include_background))
 
@@ -165,6 +179,7 @@ def focal_tversky(logits, labels, alpha: float = 0.5, beta: float = 0.5, gamma: 
 
     Defaults follow thesis Table 5 (α=β=0.5, "focal gamma" 2).
     """
+    check_nhwc("focal_tversky", logits=logits, labels=labels)
     t = _tversky_per_class(logits, labels, alpha, beta, smooth, from_logits, batchwise, include_background)
     # Tversky ∈ [0, 1]; the floor keeps the gradient finite for γ < 1 at a perfect fit.
     return jnp.mean(jnp.maximum(t, 1e-12) ** gamma)
@@ -174,6 +189,7 @@ def focal_tversky(logits, labels, alpha: float = 0.5, beta: float = 0.5, gamma: 
 def dice(logits, labels, smooth: float = 1.0, from_logits: bool = True, batchwise: bool = False,
          include_background: bool = True):
     """Soft Dice loss 1 − (2TP + ε)/(2TP + FP + FN + ε) (Milletari et al. 2016; thesis §5.2)."""
+    check_nhwc("dice", logits=logits, labels=labels)
     return tversky(logits, labels, 0.5, 0.5, smooth / 2.0, from_logits, batchwise, include_background)
 
 
@@ -181,4 +197,5 @@ def dice(logits, labels, smooth: float = 1.0, from_logits: bool = True, batchwis
 def jaccard(logits, labels, smooth: float = 1.0, from_logits: bool = True, batchwise: bool = False,
             include_background: bool = True):
     """Soft Jaccard loss 1 − (TP + ε)/(TP + FP + FN + ε) (thesis §5.2)."""
+    check_nhwc("jaccard", logits=logits, labels=labels)
     return tversky(logits, labels, 1.0, 1.0, smooth, from_logits, batchwise, include_background)

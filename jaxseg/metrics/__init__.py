@@ -4,6 +4,11 @@ Modules: ``confusion`` (TP/FP/FN/TN scores), ``ranking`` (ROC AUC, AP),
 ``surface`` (Hausdorff family), ``percentile_distance`` (the MAHD's exact
 per-pixel distance percentiles), ``spec`` (metric spec strings),
 ``collection`` (streaming accumulation for the trainer).
+
+Every array function takes NHWC arrays as the rest of the library: probabilities
+and masks (N, H, W, C), one channel per class, ``valid`` (N,); per-image
+results are (N, C). A wrong shape (no channel axis, NCHW, (N, 1) against (N,))
+raises ``ValueError`` naming the function and both shapes, jitted or not.
 """
 
 from jaxseg.metrics.collection import (Metric, MetricCollection, available, build_metric,

@@ -40,6 +40,7 @@ import numpy as np
 from jaxseg.metrics import ranking, surface
 from jaxseg.metrics.confusion import SCORES, average_scores, confusion_counts
 from jaxseg.metrics.spec import MetricSpec, parse_spec
+from jaxseg.ops.shapes import check_batch, check_nhwc
 from jaxseg.registry import Registry
 
 
@@ -191,7 +192,7 @@ def distance_metric(name: str, num_classes: int, threshold: float, average: str 
 
     def values(probs, labels):
         p, y = (_select(a, num_classes, include_background) for a in (probs, labels))
-        d = fn(jnp.moveaxis(p > threshold, -1, 1), jnp.moveaxis(y > 0.5, -1, 1))  # (N, C)
+        d = fn(p > threshold, y > 0.5)  # (N, C)
         return d if average == "none" else jnp.mean(d, axis=-1)
 
     return _per_image_metric(values, c, average == "none", False, first)
@@ -235,7 +236,8 @@ class MetricCollection:
 
     ``MetricCollection(config.eval.metrics, config.eval.threshold, num_classes)``;
     ``state = init()``, ``state = update(state, probs, labels, valid)`` inside
-    the jit-ed eval step, ``compute(state) -> {key: float}`` once on host
+    the jit-ed eval step (probs, labels (N, H, W, C), valid (N,); other shapes
+    raise ``ValueError``), ``compute(state) -> {key: float}`` once on host
     (per-class values as ``key/<class>``).
     """
 
@@ -257,6 +259,8 @@ class MetricCollection:
         return {n: self.metrics[n].init() for n in sorted(set(self._state_of.values()))}
 
     def update(self, state, probs, labels, valid):
+        check_nhwc("MetricCollection.update", probs=probs, labels=labels)
+        check_batch("MetricCollection.update", valid, probs=probs)
         return {n: self.metrics[n].update(state[n], probs, labels, valid) for n in state}
 
     def compute(self, state) -> dict[str, float]:

@@ -14,6 +14,11 @@ are both empty is 1, with exactly one empty it is 0 — e.g. Dice of an empty
 prediction on an empty label is 1; precision with nothing predicted is 1 if
 the label is empty too, else 0. No score is NaN.
 
+Shapes (docs/architecture.md, NHWC): ``probs`` and ``labels`` are (N, H, W, C),
+one channel per class; counts are (N, C). The score functions take counts of
+one common shape (any); a mismatch raises ``ValueError`` naming both shapes
+instead of broadcasting.
+
 Multi-class masks (C > 1 channels) are scored one-vs-rest per channel;
 :func:`average_scores` gives the macro average (mean over classes), the micro
 average (the score of the counts summed over classes) or per-class values.
@@ -25,6 +30,12 @@ from typing import Callable
 
 import jax.numpy as jnp
 
+from jaxseg.ops.shapes import check_batch, check_nhwc, check_same_shape, shape_error
+
+
+def _check_counts(fn, tp, fp, fn_, tn=None):
+    check_same_shape(fn, "", None, tp=tp, fp=fp, fn=fn_, tn=tn)
+
 
 def confusion_counts(probs, labels, threshold: float = 0.5, valid=None):
     """Per-image, per-class counts (TP, FP, FN, TN), each of shape (N, C).
@@ -32,8 +43,11 @@ def confusion_counts(probs, labels, threshold: float = 0.5, valid=None):
     ``probs`` (N, H, W, C) in [0, 1]; ``labels`` (N, H, W, C) in {0, 1};
     a pixel is predicted positive when ``probs > threshold`` (thesis's T_δ).
     ``valid`` (N,) bool zeroes the padded images of the last evaluation batch.
-    Counts are int32 (exact up to 2³¹ pixels, unlike float32 sums).
+    Counts are int32 (exact up to 2³¹ pixels, unlike float32 sums). Other shapes
+    raise ``ValueError`` naming both.
     """
+    check_nhwc("confusion_counts", probs=probs, labels=labels)
+    check_batch("confusion_counts", valid, probs=probs)
     pred = probs > threshold
     y = labels > 0.5
     if valid is not None:
@@ -58,31 +72,37 @@ def _ratio(num, den, other):
 
 def dice_score(tp, fp, fn, tn=None):
     """DSC = 2TP / (2TP + FP + FN) (thesis §5.1); 1 when both masks are empty."""
+    _check_counts("dice_score", tp, fp, fn, tn)
     return _ratio(2.0 * jnp.asarray(tp, jnp.float32), 2.0 * jnp.asarray(tp, jnp.float32) + fp + fn, 0)
 
 
 def jaccard_score(tp, fp, fn, tn=None):
     """Jaccard = TP / (TP + FP + FN) (thesis §5.1); 1 when both masks are empty."""
+    _check_counts("jaccard_score", tp, fp, fn, tn)
     return _ratio(tp, jnp.asarray(tp, jnp.float32) + fp + fn, 0)
 
 
 def precision_score(tp, fp, fn, tn=None):
     """Precision = TP / (TP + FP) (thesis §5.1); nothing predicted: 1 if FN = 0 else 0."""
+    _check_counts("precision_score", tp, fp, fn, tn)
     return _ratio(tp, jnp.asarray(tp, jnp.float32) + fp, fn)
 
 
 def recall_score(tp, fp, fn, tn=None):
     """Recall (TPR, sensitivity) = TP / (TP + FN) (thesis §5.1); empty label: 1 if FP = 0 else 0."""
+    _check_counts("recall_score", tp, fp, fn, tn)
     return _ratio(tp, jnp.asarray(tp, jnp.float32) + fn, fp)
 
 
 def specificity_score(tp, fp, fn, tn):
     """Specificity (TNR) = TN / (TN + FP); label covers everything: 1 if FN = 0 else 0."""
+    _check_counts("specificity_score", tp, fp, fn, tn)
     return _ratio(tn, jnp.asarray(tn, jnp.float32) + fp, fn)
 
 
 def balanced_accuracy_score(tp, fp, fn, tn):
     """Balanced accuracy = (recall + specificity) / 2 (scikit-learn's definition, binary case)."""
+    _check_counts("balanced_accuracy_score", tp, fp, fn, tn)
     return 0.5 * (recall_score(tp, fp, fn) + specificity_score(tp, fp, fn, tn))
 
 
@@ -103,6 +123,8 @@ def average_scores(score_fn: Callable, counts, average: str = "macro"):
     ``'micro'``: the score of the counts summed over classes;
     ``'none'``: the per-class scores, shape (..., C).
     """
+    if len(jnp.shape(counts)) < 2 or jnp.shape(counts)[-1] != 4:
+        raise shape_error("average_scores", "must have shape (..., C, 4)", counts=counts)
     tp, fp, fn, tn = (counts[..., i] for i in range(4))
     if average == "macro":
         return jnp.mean(score_fn(tp, fp, fn, tn), axis=-1)

@@ -18,6 +18,10 @@ Comparisons use the same float32 sums that build T, so the order statistics
 are exact (equal to NumPy's float32 pairwise distances). Percentiles use
 numpy's 'linear' rule. Memory is bounded by processing rows of Y in chunks.
 Intended for accelerators: on a CPU a 256² image costs seconds.
+
+Shapes (docs/architecture.md, NHWC): the public functions take (N, H, W, C)
+masks, one plane per image and class; other shapes raise ``ValueError``. The
+underscore kernels work on stacked planes (B, H, W).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from fractions import Fraction
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxseg.ops.shapes import check_nhwc
 
 
 def distance_tables(h: int, w: int, spacing: tuple[float, float]):
@@ -84,7 +90,7 @@ def _neighbour_count(s, prefix, dy2, dx2, chunk: int):
     return jax.lax.fori_loop(0, hp // chunk, body, jnp.zeros((b, h, w), jnp.int32))
 
 
-def kth_smallest_sq_distance(targets, rank, spacing=(1.0, 1.0), budget: int = 1 << 24):
+def _kth_smallest_sq_distance(targets, rank, spacing=(1.0, 1.0), budget: int = 1 << 24):
     """Squared (rank+1)-th smallest distance from every pixel to the pixels of ``targets``.
 
     ``targets`` (B, H, W) bool; ``rank`` (B,) int32, 0-based, < |targets|.
@@ -113,9 +119,22 @@ def kth_smallest_sq_distance(targets, rank, spacing=(1.0, 1.0), budget: int = 1 
 
 
 def percentile_distance(targets, q: float, spacing=(1.0, 1.0), budget: int = 1 << 24):
-    """numpy's linear ``percentile({‖x − y‖ : y ∈ targets}, q)`` for every pixel x.
+    """numpy's linear ``percentile({‖x − y‖ : y ∈ targets}, q)`` for every pixel x, per image and class.
 
-    ``targets`` (B, H, W) bool. Position a = q/100·(n − 1), n = |targets|;
+    ``targets`` (N, H, W, C) bool; returns float32 (N, H, W, C). Position
+    a = q/100·(n − 1), n = |targets| of the plane; value as :func:`_percentile_distance`.
+    Arbitrary (finite) where a plane of ``targets`` is empty.
+    """
+    n, h, w, c = check_nhwc("percentile_distance", targets=targets)
+    planes = jnp.moveaxis(jnp.asarray(targets, bool), -1, 1).reshape(n * c, h, w)
+    d = _percentile_distance(planes, q, spacing, budget)
+    return jnp.moveaxis(d.reshape(n, c, h, w), 1, -1)
+
+
+def _percentile_distance(targets, q: float, spacing=(1.0, 1.0), budget: int = 1 << 24):
+    """:func:`percentile_distance` of stacked planes ``targets`` (B, H, W) bool.
+
+    Position a = q/100·(n − 1), n = |targets|;
     value = d₍⌊a⌋₎ + (a − ⌊a⌋)(d₍⌊a⌋+1₎ − d₍⌊a⌋₎) from two exact order statistics.
     Arbitrary (finite) where ``targets`` is empty.
     """
@@ -124,7 +143,7 @@ def percentile_distance(targets, q: float, spacing=(1.0, 1.0), budget: int = 1 <
     num = frac.numerator * jnp.maximum(n - 1, 0)
     fl, rem = num // frac.denominator, num % frac.denominator
     ranks = jnp.stack([fl, jnp.minimum(fl + 1, jnp.maximum(n - 1, 0))])  # (2, B)
-    sq = jax.vmap(lambda r: kth_smallest_sq_distance(targets, r, spacing, budget // 2))(ranks)
+    sq = jax.vmap(lambda r: _kth_smallest_sq_distance(targets, r, spacing, budget // 2))(ranks)
     d0, d1 = jnp.sqrt(sq[0]), jnp.sqrt(sq[1])
     weight = (rem.astype(jnp.float32) / frac.denominator)[:, None, None]
     return d0 + weight * (d1 - d0)
@@ -132,14 +151,23 @@ def percentile_distance(targets, q: float, spacing=(1.0, 1.0), budget: int = 1 <
 
 def mean_percentile_distance(queries, targets, q: float, spacing=(1.0, 1.0),
                              budget: int = 1 << 24):
-    """mean_{x ∈ queries} percentile_q{‖x − y‖ : y ∈ targets}, per image, over (..., H, W) masks.
+    """mean_{x ∈ queries} percentile_q{‖x − y‖ : y ∈ targets} per image and class: float32 (N, C).
 
-    0 where ``queries`` is empty; arbitrary (finite) where ``targets`` is empty.
+    ``queries``, ``targets``: (N, H, W, C) bool masks (other shapes raise
+    ``ValueError``). 0 where ``queries`` is empty; arbitrary (finite) where
+    ``targets`` is empty.
     """
+    check_nhwc("mean_percentile_distance", queries=queries, targets=targets)
+    to_planes = lambda m: jnp.moveaxis(jnp.asarray(m, bool), -1, 1)  # (N, C, H, W)
+    return _mean_percentile_distance(to_planes(queries), to_planes(targets), q, spacing, budget)
+
+
+def _mean_percentile_distance(queries, targets, q: float, spacing=(1.0, 1.0), budget: int = 1 << 24):
+    """:func:`mean_percentile_distance` of (..., H, W) planes: shape (...)."""
     lead, (h, w) = queries.shape[:-2], queries.shape[-2:]
     x = jnp.asarray(queries, bool).reshape(-1, h, w)
     y = jnp.asarray(targets, bool).reshape(-1, h, w)
-    d = percentile_distance(y, q, spacing, budget)
+    d = _percentile_distance(y, q, spacing, budget)
     total = jnp.sum(jnp.where(x, d, 0.0), axis=(-2, -1))
     mean = total / jnp.maximum(jnp.sum(x, axis=(-2, -1)), 1)
     return mean.reshape(lead)

@@ -33,6 +33,12 @@ Memory per class: 2 × 4 bytes × (2·octaves·2^mantissa_bits + 3) — 25 MB at
 defaults (16 bits, 24 octaves: relative resolution 1.5e-5, scores in
 [3e-8, 1 − 3e-8] resolved; every float32 in [1 − 2^−7, 1] kept distinct).
 
+Shapes (docs/architecture.md, NHWC): ``scores`` and ``labels`` are
+(N, H, W, C) — probabilities and {0, 1} masks, one channel per class —
+``valid`` (N,), histograms (C, num_bins, 2). Any other shape (a flat (P,)
+vector, scores (N, 1) with labels (N,), NCHW) raises ``ValueError`` naming both
+shapes; reshape flat pixel scores to (1, P, 1, 1) (or (P, 1, 1, C)) first.
+
 Empty rules (never NaN): AUC is 0.5 when the set has no positive or no
 negative pixel (undefined; scikit-learn raises or returns NaN there); AP is
 0 with no positive pixel (scikit-learn's value) and 1 with no negative one.
@@ -45,6 +51,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxseg.ops.shapes import check_batch, check_nhwc, check_shape
 
 DEFAULT_MANTISSA_BITS = 16
 DEFAULT_OCTAVES = 24
@@ -100,8 +108,12 @@ def accumulate_histogram(hist, scores, labels, valid=None, quantizer: Quantizer 
     ``hist`` int32 (C, num_bins, 2) with ``[..., 0]`` negatives and ``[..., 1]``
     positives per score key; ``scores``, ``labels``: (N, H, W, C) probabilities
     and {0, 1} labels; ``valid`` (N,) bool drops padded images. Counts of
-    several batches add up to the counts of their union.
+    several batches add up to the counts of their union. Other shapes raise ``ValueError``.
     """
+    check_nhwc("accumulate_histogram", scores=scores, labels=labels)
+    check_batch("accumulate_histogram", valid, scores=scores)
+    check_shape("accumulate_histogram", "hist", hist, (jnp.shape(scores)[-1], quantizer.num_bins, 2),
+                "(C, num_bins, 2)", scores=scores)
     scores = jnp.asarray(scores)
     c = scores.shape[-1]
     nb = quantizer.num_bins
@@ -116,7 +128,12 @@ def accumulate_histogram(hist, scores, labels, valid=None, quantizer: Quantizer 
 
 
 def score_histogram(scores, labels, valid=None, quantizer: Quantizer = Quantizer()):
-    """Per-class counts of negative and positive pixels per score key: int32 (C, num_bins, 2)."""
+    """Per-class counts of negative and positive pixels per score key: int32 (C, num_bins, 2).
+
+    ``scores``, ``labels`` (N, H, W, C); ``valid`` (N,) bool drops padded images.
+    """
+    check_nhwc("score_histogram", scores=scores, labels=labels)
+    check_batch("score_histogram", valid, scores=scores)
     c = jnp.shape(scores)[-1]
     hist = jnp.zeros((c, quantizer.num_bins, 2), jnp.int32)
     return accumulate_histogram(hist, scores, labels, valid, quantizer)
@@ -203,10 +220,9 @@ def reduce_classes(from_histogram, hist, average: str):
     raise ValueError(f"average must be 'macro', 'micro' or 'none'; got {average!r}")
 
 
-def _ranking(fn, scores, labels, valid, average, quantizer):
-    scores, labels = jnp.asarray(scores), jnp.asarray(labels)
-    if scores.ndim == 1:  # a flat vector of scores: one class
-        scores, labels = scores[:, None], labels[:, None]
+def _ranking(name, fn, scores, labels, valid, average, quantizer):
+    check_nhwc(name, scores=scores, labels=labels)
+    check_batch(name, valid, scores=scores)
     hist = jax.device_get(score_histogram(scores, labels, valid, quantizer))
     return reduce_classes(fn, hist, average)
 
@@ -215,14 +231,20 @@ def roc_auc(scores, labels, valid=None, average: str = "macro",
             quantizer: Quantizer = Quantizer()):
     """ROC AUC over every pixel (thesis §5.1; scikit-learn's ``roc_auc_score``, one-vs-rest per class).
 
-    ``scores``, ``labels``: (..., C) with classes on the last axis, or flat (P,).
+    ``scores``, ``labels``: (N, H, W, C) probabilities and {0, 1} masks, classes
+    on the last axis (other shapes raise ``ValueError``); ``valid`` (N,).
     ``average``: 'macro' (mean of per-class AUCs), 'micro' (all classes'
-    pixels pooled, scikit-learn's ``average='micro'``) or 'none'.
+    pixels pooled, scikit-learn's ``average='micro'``) or 'none'. Returns a
+    float (a list of C floats for 'none'), computed on the host.
     """
-    return _ranking(roc_auc_from_histogram, scores, labels, valid, average, quantizer)
+    return _ranking("roc_auc", roc_auc_from_histogram, scores, labels, valid, average, quantizer)
 
 
 def average_precision(scores, labels, valid=None, average: str = "macro",
                       quantizer: Quantizer = Quantizer()):
-    """Average precision over every pixel (thesis §5.1; scikit-learn's ``average_precision_score``)."""
-    return _ranking(average_precision_from_histogram, scores, labels, valid, average, quantizer)
+    """Average precision over every pixel (thesis §5.1; scikit-learn's ``average_precision_score``).
+
+    Shapes and ``average`` as :func:`roc_auc`: ``scores``, ``labels`` (N, H, W, C).
+    """
+    return _ranking("average_precision", average_precision_from_histogram, scores, labels, valid, average,
+                    quantizer)
