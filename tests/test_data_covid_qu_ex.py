@@ -1,6 +1,7 @@
 """COVID-QU-Ex builder on a miniature tree of real PNG files (layout as distributed)."""
 
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -187,5 +188,142 @@ def test_skip_bad_files_lists_them(tmp_path):
     assert b.info.splits["validation"].num_examples == 3 * PER_FOLDER - 1
     skipped = covid_qu_ex.skipped_files(b)
     assert len(skipped) == 1 and skipped[0].startswith(target)
-    with pytest.raises(DataError, match="skip_bad_files"):  # the prepared copy is incomplete: say so
+    with pytest.raises(DataError, match="cannot decode") as e:  # not the copy that left it out: rebuilt, fails
         covid_qu_ex.prepare(root, "lung", str(tmp_path / "tfds"))
+    assert e.value.path == target
+
+
+# ------------------------------------------------------------ the prepared copy follows its source
+
+SMALL = 8
+
+
+def make_small(root, variant=0):
+    """Both tasks, one Normal image per split, 8x8; ``variant`` changes every mask. Returns the mask paths."""
+    masks = []
+    for task, mask_dirs in (("Infection Segmentation Data", ("infection masks", "lung masks")),
+                            ("Lung Segmentation Data", ("lung masks",))):
+        for k, split in enumerate(SPLIT_DIRS):
+            base = os.path.join(root, task, task, split, "Normal")
+            for d in ("images",) + mask_dirs:
+                os.makedirs(os.path.join(base, d))
+            Image.fromarray(np.full((SMALL, SMALL), 40 * k, np.uint8)).save(os.path.join(base, "images", "n.png"))
+            for d in mask_dirs:
+                masks.append(os.path.join(base, d, "n.png"))
+                Image.fromarray(_small_mask(k, variant)).save(masks[-1])
+    return masks
+
+
+def _small_mask(k, variant):
+    m = np.zeros((SMALL, SMALL), np.uint8)
+    m[: k + 1 + 3 * variant] = 255
+    return m
+
+
+def _train_masks(builder):
+    return covid_qu_ex.load_split(builder, "train")["mask"][..., 0]
+
+
+def test_another_copy_is_another_cache(tmp_path, capsys):
+    a, b, tfds_dir = str(tmp_path / "A"), str(tmp_path / "B"), str(tmp_path / "tfds")
+    make_small(a)
+    make_small(b, variant=1)
+    built_a = covid_qu_ex.prepare(a, "lung", tfds_dir)
+    np.testing.assert_array_equal(_train_masks(built_a)[0], _small_mask(0, 0) // 255)
+    built_b = covid_qu_ex.prepare(b, "lung", tfds_dir)
+    assert built_b.data_dir != built_a.data_dir
+    np.testing.assert_array_equal(_train_masks(built_b)[0], _small_mask(0, 1) // 255)  # B's masks, not A's
+    err = capsys.readouterr().err
+    assert err.count("covid_qu_ex: preparing lung") == 2 and f"source folder {os.path.realpath(a)} ->" in err
+
+
+def test_a_file_changed_in_place_is_rebuilt(tmp_path, capsys):
+    root, tfds_dir = str(tmp_path / "A"), str(tmp_path / "tfds")
+    masks = make_small(root)
+    first = covid_qu_ex.prepare(root, "lung", tfds_dir)
+    train_mask = [m for m in masks if "Lung Segmentation" in m and "Train" in m][0]
+    Image.fromarray(_small_mask(0, 1)).save(train_mask)
+    st = os.stat(train_mask)
+    os.utime(train_mask, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    second = covid_qu_ex.prepare(root, "lung", tfds_dir)
+    assert second.data_dir != first.data_dir
+    np.testing.assert_array_equal(_train_masks(second)[0], _small_mask(0, 1) // 255)
+    assert "1 files modified (first: Lung Segmentation Data/Lung Segmentation Data/Train/Normal/lung masks/n.png)" \
+        in capsys.readouterr().err
+
+
+def test_a_file_truncated_after_the_first_build_is_named(tmp_path):
+    root, tfds_dir = str(tmp_path / "A"), str(tmp_path / "tfds")
+    make_small(root)
+    val = os.path.join(root, "Lung Segmentation Data", "Lung Segmentation Data", "Val", "Normal")
+    for d in ("images", "lung masks"):  # a second validation pair, so the split is not empty without the bad one
+        shutil.copy(os.path.join(val, d, "n.png"), os.path.join(val, d, "m.png"))
+    covid_qu_ex.prepare(root, "lung", tfds_dir)
+    path = os.path.join(val, "images", "n.png")
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: len(data) // 2])
+    for _ in range(2):  # and the old copy is never served instead
+        with pytest.raises(DataError, match="cannot decode") as e:
+            covid_qu_ex.prepare(root, "lung", tfds_dir)
+        assert e.value.path == path
+    skipping = covid_qu_ex.prepare(root, "lung", tfds_dir, skip_bad_files=True)
+    assert skipping.info.splits["validation"].num_examples == 1
+    assert [s.split(":")[0] for s in covid_qu_ex.skipped_files(skipping)] == [path]
+
+
+def test_same_source_and_parameters_reuse_the_cache(tmp_path, monkeypatch, capsys):
+    root, tfds_dir = str(tmp_path / "A"), str(tmp_path / "tfds")
+    make_small(root)
+    first = covid_qu_ex.prepare(root, "lung", tfds_dir)
+    record = os.path.join(first.data_dir, "source.json")
+    mtime = os.stat(record).st_mtime_ns
+    capsys.readouterr()
+    monkeypatch.setattr(covid_qu_ex.CovidQuEx, "download_and_prepare", lambda *a, **k: pytest.fail("rebuilt"))
+    os.symlink(root, tmp_path / "link")  # the same folder by another name
+    for r in (root, str(tmp_path / "link")):
+        assert covid_qu_ex.prepare(r, "lung", tfds_dir).data_dir == first.data_dir
+    # categories and image_size pick from the prepared copy: no rebuild either
+    from jaxseg.data import get_source
+
+    config = _config(root, tfds_dir, task="lung", categories=("Normal",), image_size=4)
+    config.train.batch_size = 1
+    src = get_source(config)
+    assert src.num_train == 1 and src.train["image"].shape == (1, 4, 4, 1)
+    assert os.stat(record).st_mtime_ns == mtime and "preparing" not in capsys.readouterr().err
+
+
+def test_task_and_skip_bad_files_key_the_cache(tmp_path):
+    root, tfds_dir = str(tmp_path / "A"), str(tmp_path / "tfds")
+    make_small(root)
+    dirs = {covid_qu_ex.prepare(root, "lung", tfds_dir).data_dir,
+            covid_qu_ex.prepare(root, "infection", tfds_dir).data_dir,
+            covid_qu_ex.prepare(root, "lung", tfds_dir, skip_bad_files=True).data_dir}
+    assert len(dirs) == 3
+    lung = covid_qu_ex.prepare(root, "lung", tfds_dir)
+    assert "lung_mask" not in lung.info.features and lung.data_dir in dirs
+
+
+def test_an_interrupted_build_is_not_taken_as_complete(tmp_path, monkeypatch, capsys):
+    root, tfds_dir = str(tmp_path / "A"), str(tmp_path / "tfds")
+    make_small(root)
+    real = covid_qu_ex.read_example
+    calls = []
+
+    def crash_on_second(*args):
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(covid_qu_ex, "read_example", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        covid_qu_ex.prepare(root, "lung", tfds_dir)
+    monkeypatch.setattr(covid_qu_ex, "read_example", real)
+    built = covid_qu_ex.prepare(root, "lung", tfds_dir)  # built in full, not the first split only
+    assert [built.info.splits[s].num_examples for s in covid_qu_ex.SPLITS] == [1, 1, 1]
+    os.remove(os.path.join(built.data_dir, "source.json"))  # TFDS finished, the record never written
+    capsys.readouterr()
+    again = covid_qu_ex.prepare(root, "lung", tfds_dir)
+    assert "the earlier build here did not finish" in capsys.readouterr().err
+    assert os.path.exists(os.path.join(again.data_dir, "source.json"))
+    assert len(covid_qu_ex.load_split(again, "test")["image"]) == 1

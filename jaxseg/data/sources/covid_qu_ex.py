@@ -24,6 +24,14 @@ of another size than its image, or a mask with values other than 0/255 (or
 ``skip_bad_files``, which leaves such pairs out and lists them in
 ``skipped_files.txt`` beside the prepared data (and warns at every load).
 
+The prepared copy is keyed by its source (``jaxseg.data.cache``): it lives in
+``<cache_dir>/covid_qu_ex-<digest>/covid_qu_ex/<task>/1.0.0/``, the digest
+covering the resolved root, the name, size and mtime of every file of the
+task's folder, ``task``, ``skip_bad_files`` and the format versions. Another
+copy of the data, a changed file or another parameter is prepared afresh into
+its own folder (one line on stderr says why); ``source.json``, written last,
+marks a copy complete, so a build cut short is never used.
+
 :func:`load` turns the prepared data into a training source: the official
 Train/Val split, or (``config.data.val_fraction`` set; the thesis used 0.2)
 Train+Val+Test pooled and split at random with the seed ``config.data.seed``.
@@ -31,13 +39,16 @@ Train+Val+Test pooled and split at random with the seed ``config.data.seed``.
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
+import shutil
+import sys
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxseg.data import io
+from jaxseg.data import cache, io
 from jaxseg.errors import DataError
 
 CATEGORIES = ("COVID-19", "Non-COVID", "Normal")
@@ -45,6 +56,7 @@ SPLITS = {"train": "Train", "validation": "Val", "test": "Test"}
 TASK_FOLDERS = {"infection": "Infection Segmentation Data", "lung": "Lung Segmentation Data"}
 MASK_FOLDERS = {"infection": ("infection masks", "lung masks"), "lung": ("lung masks",)}
 SKIPPED_LIST = "skipped_files.txt"
+CACHE_FORMAT = 1  # bump when what a prepared copy holds changes
 DOWNLOAD_HELP = (
     "COVID-QU-Ex is not here. Download the Kaggle dataset \"COVID-QU-Ex Dataset\" (Anas M. Tahir "
     "et al.), unpack it, and pass the folder that contains 'Infection Segmentation Data' and "
@@ -149,18 +161,33 @@ class CovidQuEx(tfds.core.GeneratorBasedBuilder):
             yield key, ex
 
 
+def cache_record(root: str, task: str, skip_bad_files: bool = False) -> dict:
+    """What a prepared copy is built from: the task's files under ``root`` (resolved) and the parameters.
+
+    Categories and ``image_size`` are not in it: the prepared copy holds every
+    category at the stored size; :func:`load_split` picks and resizes.
+    """
+    params = {"task": task, "skip_bad_files": bool(skip_bad_files), "version": str(CovidQuEx.VERSION)}
+    return cache.source_record("covid_qu_ex", CACHE_FORMAT, root, params, under=task_folder(root, task))
+
+
 def prepare(root: str, task: str, data_dir: str, skip_bad_files: bool = False) -> CovidQuEx:
-    """Builds (once) the TFDS dataset for ``task`` from ``root`` into ``data_dir``; returns the builder."""
+    """The TFDS dataset for ``task`` built from ``root``, prepared under ``data_dir`` unless a current copy exists.
+
+    The copy lives in ``data_dir/covid_qu_ex-<digest>/``, the digest of
+    :func:`cache_record`: another root, a changed, added or removed file, or
+    another ``task``/``skip_bad_files`` gets its own, freshly built copy (one line on
+    stderr says why). A copy counts only once its ``source.json``, written last, matches.
+    """
     if not os.path.isdir(root):
         raise DataError(root or "<config.data.root is empty>", DOWNLOAD_HELP)
     if task not in TASK_FOLDERS:
         raise ValueError(f"unknown COVID-QU-Ex task {task!r}; available: {', '.join(TASK_FOLDERS)}")
-    builder = CovidQuEx(data_dir=data_dir, config=task, skip_bad_files=skip_bad_files)
-    if not builder.is_prepared():
-        task_folder(root, task)  # the helpful error before TFDS's own
-        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=root))
-        with open(os.path.join(builder.data_dir, SKIPPED_LIST), "w") as f:
-            f.writelines(line + "\n" for line in builder.skipped)
+    record = cache_record(root, task, skip_bad_files)  # also the helpful error when the task folder is absent
+    home = os.path.join(data_dir, f"covid_qu_ex-{cache.digest(record)}")
+    builder = CovidQuEx(data_dir=home, config=task, skip_bad_files=skip_bad_files)
+    if not (cache.read_record(os.path.join(builder.data_dir, cache.RECORD)) == record and builder.is_prepared()):
+        builder = _build(builder, root, data_dir, record)
     skipped = skipped_files(builder)
     if skipped:
         if not skip_bad_files:
@@ -169,6 +196,24 @@ def prepare(root: str, task: str, data_dir: str, skip_bad_files: bool = False) -
                             "fix them and delete this folder, or set config.data.skip_bad_files=True")
         log.warning("COVID-QU-Ex %s: %d bad files were skipped; see %s", task, len(skipped),
                     os.path.join(builder.data_dir, SKIPPED_LIST))
+    return builder
+
+
+def _build(builder: CovidQuEx, root: str, data_dir: str, record: dict) -> CovidQuEx:
+    """Prepares ``builder`` from ``root`` and marks it complete with ``record``; says why on stderr."""
+    task = record["params"]["task"]
+    if os.path.isdir(builder.data_dir):  # TFDS finished but the record was not written: an interrupted build
+        reason = "the earlier build here did not finish"
+        shutil.rmtree(builder.data_dir)
+        builder = CovidQuEx(data_dir=builder.data_dir_root, config=task, skip_bad_files=builder.skip_bad_files)
+    else:
+        pattern = os.path.join(glob.escape(data_dir), "covid_qu_ex-*", "covid_qu_ex", "*", "*", cache.RECORD)
+        reason = cache.change_reason(record, cache.earlier_records(pattern))
+    print(f"covid_qu_ex: preparing {task} from {record['root']} into {builder.data_dir} ({reason})", file=sys.stderr)
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=root))
+    with open(os.path.join(builder.data_dir, SKIPPED_LIST), "w") as f:
+        f.writelines(line + "\n" for line in builder.skipped)
+    cache.write_record(builder.data_dir, record)
     return builder
 
 

@@ -26,8 +26,9 @@ stays bounded whatever the slide size:
    OpenSlide once and written as TFRecord shards with an ``index.json`` (stats,
    patch positions) into ``cache_dir/histopathology/<slide>-<hash>/``; the
    folder appears atomically when complete, its name hashes the slide and label
-   files (size, mtime) and the tiling parameters, so training never re-reads
-   slides and a changed input is re-tiled.
+   files (resolved paths, sizes, mtimes) and the tiling parameters
+   (``jaxseg.data.cache``), so training never re-reads slides and a changed
+   input or parameter is re-tiled (one line on stderr says why).
 5. Training: "random pick" — a random ``image_size``² crop rotated by up to
    ``rotation_limit`` degrees lying fully inside its patch (``augment.py``);
    validation (a seeded ``val_fraction`` of the patches, default 0.2) uses
@@ -40,7 +41,7 @@ reduction of the slide, or labels outside ``num_classes`` raise ``DataError``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import glob
 import json
 import logging
 import os
@@ -49,13 +50,14 @@ import sys
 
 import numpy as np
 
+from jaxseg.data import cache
 from jaxseg.errors import DataError
 
 log = logging.getLogger(__name__)
 SAMPLING = ("all", "positives", "weighted")
 SLIDE_EXTENSIONS = (".tif", ".tiff", ".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide")
 RECORDS_PER_SHARD = 256
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: keyed by jaxseg.data.cache records (resolved paths, mtime in ns)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -293,25 +295,30 @@ def select(table: dict, keep: np.ndarray, sampling: str) -> np.ndarray:
 
 # ---------------------------------------------------------------- cache
 
-def _fingerprint(*paths) -> list:
-    return [[os.path.basename(p), os.path.getsize(p), int(os.path.getmtime(p))] for p in paths]
+def cache_record(slide_path: str, label_path: str, cfg: TilingConfig) -> dict:
+    """What a slide's patch cache is built from: the slide and label files (resolved) and the tiling parameters."""
+    paths = [os.path.realpath(slide_path), os.path.realpath(label_path)]
+    return cache.source_record("histopathology", CACHE_FORMAT, os.path.commonpath(paths),
+                               dataclasses.asdict(cfg), paths=paths)
 
 
-def cache_path(cache_root: str, slide_path: str, label_path: str, cfg: TilingConfig) -> str:
-    key = json.dumps([CACHE_FORMAT, _fingerprint(slide_path, label_path), dataclasses.asdict(cfg)],
-                     sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+def cache_path(cache_root: str, slide_path: str, label_path: str, cfg: TilingConfig,
+               record: dict | None = None) -> str:
+    """``cache_root/histopathology/<slide stem>-<digest of cache_record>``."""
+    record = record or cache_record(slide_path, label_path, cfg)
     stem = os.path.splitext(os.path.basename(slide_path))[0]
-    return os.path.join(cache_root, "histopathology", f"{stem}-{digest}")
+    return os.path.join(cache_root, "histopathology", f"{stem}-{cache.digest(record)}")
 
 
-def write_cache(slide_path: str, label_path: str, cfg: TilingConfig, out_dir: str) -> dict:
+def write_cache(slide_path: str, label_path: str, cfg: TilingConfig, out_dir: str,
+                record: dict | None = None) -> dict:
     """Tiles a slide and writes its chosen patches as TFRecord shards + ``index.json``; returns the index.
 
     One patch is in memory at a time; the folder is renamed into place only when complete.
     """
     import tensorflow as tf
 
+    record = record or cache_record(slide_path, label_path, cfg)  # before reading: a later change re-tiles
     table, keep, stats = tile_slide(slide_path, label_path, cfg)
     chosen = select(table, keep, cfg.sampling)
     tmp = out_dir + ".incomplete"
@@ -341,7 +348,7 @@ def write_cache(slide_path: str, label_path: str, cfg: TilingConfig, out_dir: st
         slide.close()
         label.close()
     index = {"format": CACHE_FORMAT, "slide": slide_path, "label": label_path, "config": dataclasses.asdict(cfg),
-             "statistics": stats, "shards": shards,
+             "source": record, "statistics": stats, "shards": shards,
              "patches": [{"x": int(table["x"][i]), "y": int(table["y"][i]), "tissue": float(table["tissue"][i]),
                           "positive": int(table["positive"][i])} for i in chosen]}
     with open(os.path.join(tmp, "index.json"), "w") as fh:
@@ -352,14 +359,18 @@ def write_cache(slide_path: str, label_path: str, cfg: TilingConfig, out_dir: st
 
 
 def cached_patches(slide_path: str, label_path: str, cfg: TilingConfig, cache_root: str) -> tuple[str, dict]:
-    """(cache folder, index) for a slide, tiling it first if no complete cache exists."""
-    out = cache_path(cache_root, slide_path, label_path, cfg)
-    index_file = os.path.join(out, "index.json")
-    if os.path.exists(index_file):
-        with open(index_file) as fh:
-            return out, json.load(fh)
-    log.info("tiling %s into %s", slide_path, out)
-    return out, write_cache(slide_path, label_path, cfg, out)
+    """(cache folder, index) for a slide, tiling it first if no complete cache of these files and parameters exists."""
+    record = cache_record(slide_path, label_path, cfg)
+    out = cache_path(cache_root, slide_path, label_path, cfg, record)
+    index = cache.read_record(os.path.join(out, "index.json"))
+    if index is not None and index.get("source") == record:
+        return out, index
+    stem = os.path.splitext(os.path.basename(slide_path))[0]
+    earlier = cache.earlier_records(os.path.join(glob.escape(os.path.join(cache_root, "histopathology", stem)) + "-*",
+                                                 "index.json"))
+    reason = cache.change_reason(record, [r["source"] for r in earlier if isinstance(r.get("source"), dict)])
+    print(f"histopathology: tiling {slide_path} into {out} ({reason})", file=sys.stderr)
+    return out, write_cache(slide_path, label_path, cfg, out, record)
 
 
 def read_cache(folder: str, index: dict) -> tuple[np.ndarray, np.ndarray]:
