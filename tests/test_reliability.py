@@ -47,6 +47,17 @@ def test_sigkill_at_any_moment_then_rerun_equals_an_uninterrupted_run(tmp_path):
     b = [comparable(r) for r in MetricsLog.read(tmp_path / "killed" / "metrics.jsonl")]
     assert [r["epoch"] for r in b] == [1, 2, 3]
     assert a == b
+    # TensorBoard agrees with metrics.jsonl: each evaluated step once, however the kill fell
+    tb = [(e.step, v.simple_value) for f in sorted((tmp_path / "killed").glob("events.out.tfevents.*"))
+          for e in _events(f) for v in e.summary.value if v.tag == "val/dice"]
+    assert sorted(tb) == sorted((r["step"], pytest.approx(r["val/dice"])) for r in
+                                MetricsLog.read(tmp_path / "killed" / "metrics.jsonl"))
+
+
+def _events(path):
+    import tensorflow as tf
+
+    return list(tf.compat.v1.train.summary_iterator(str(path)))
 
 
 def _corrupt(step_dir: Path):
@@ -75,7 +86,7 @@ def test_no_usable_checkpoint_is_an_error(tmp_path):
     for d in (tmp_path / "checkpoints").glob("*/*"):
         if d.name.isdigit():
             _corrupt(d)
-    with pytest.raises(RuntimeError, match="no usable checkpoint"):
+    with pytest.raises(RuntimeError, match="no usable checkpoint"):  # a CheckpointError (a JaxsegError)
         train.train_and_evaluate(config, tmp_path)
 
 

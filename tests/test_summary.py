@@ -32,3 +32,36 @@ def test_metrics_log_keeps_records_up_to_the_resumed_epoch(tmp_path):
     log.write({"epoch": 3, "x": np.float32(9.0).item()})
     assert [r["epoch"] for r in MetricsLog.read(path)] == [1, 2, 3]
     assert MetricsLog.read(path)[-1]["x"] == 9.0
+
+
+def _steps_and_tags(tf, logdir):
+    files = sorted(logdir.glob("events.out.tfevents.*"))
+    return [(e.step, v.tag) for f in files for e in tf.compat.v1.train.summary_iterator(str(f))
+            for v in e.summary.value]
+
+
+def test_resumed_writer_drops_events_after_the_checkpoint_step(tmp_path):
+    """A crash after step 20's events but before its checkpoint: the resumed run (from step 10)
+    must not show steps 20 and 30 twice; the cut file stays readable by TensorFlow."""
+    tf = pytest.importorskip("tensorflow")
+    w = TensorBoardWriter(tmp_path)
+    for step in (10, 20, 30):
+        w.scalars(step, {"val/dice": step / 100})
+    w.close()
+    with open(w.path, "ab") as f:  # a record cut mid-write by the crash
+        f.write(b"\x05\x00\x00")
+    resumed = TensorBoardWriter(tmp_path, keep_through_step=10)
+    for step in (20, 30):
+        resumed.scalars(step, {"val/dice": step / 100 + 0.01})
+    resumed.close()
+    got = _steps_and_tags(tf, tmp_path)
+    assert sorted(got) == [(10, "val/dice"), (20, "val/dice"), (30, "val/dice")]
+
+
+def test_writer_without_resume_leaves_existing_files_alone(tmp_path):
+    w = TensorBoardWriter(tmp_path)
+    w.scalars(5, {"a": 1.0})
+    w.close()
+    before = w.path.read_bytes()
+    TensorBoardWriter(tmp_path, keep_through_step=5).close()
+    assert w.path.read_bytes() == before

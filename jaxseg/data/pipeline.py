@@ -20,6 +20,8 @@ from typing import Callable, Iterator, Mapping
 import numpy as np
 import tensorflow as tf  # the data layer only (docs/architecture.md); jaxseg.runtime keeps it off GPUs
 
+from jaxseg.errors import ConfigError
+
 Batch = dict[str, np.ndarray]
 
 
@@ -91,8 +93,8 @@ class ArraySource:
         if self.batch_size % process_count:
             raise ValueError(f"batch_size {batch_size} is not divisible by the {process_count} processes")
         if self.num_train < self.batch_size:
-            raise ValueError(f"the training set has {self.num_train} examples, fewer than one batch "
-                             f"of {self.batch_size}")
+            raise ConfigError(f"the training set has {self.num_train} examples, fewer than one batch of "
+                              f"{self.batch_size} (config.train.batch_size): lower the batch size or add data")
         if self.sample_weights is not None and (
                 self.sample_weights.shape != (self.num_train,) or (self.sample_weights < 0).any()
                 or not self.sample_weights.sum() > 0):

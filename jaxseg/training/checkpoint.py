@@ -19,6 +19,12 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from jaxseg.errors import JaxsegError
+
+
+class CheckpointError(JaxsegError, RuntimeError):
+    """No checkpoint of a workdir can be restored."""
+
 
 def _manager(directory: Path, max_to_keep: int | None = None, create: bool = True) -> ocp.CheckpointManager:
     """A manager of ``state`` (a pytree of arrays) + ``meta`` (JSON) items."""
@@ -98,7 +104,9 @@ class Checkpointer:
                 errors.append(msg)
                 print(f"warning: {msg}; trying an older one", file=sys.stderr)
         if errors:
-            raise RuntimeError("no usable checkpoint:\n  " + "\n  ".join(errors))
+            raise CheckpointError(f"no usable checkpoint in {self.directory}: every one failed to restore "
+                                  f"(first: {errors[0]}); move the folder aside to start afresh, or use "
+                                  "a new --workdir")
         return None
 
     def wait(self) -> None:

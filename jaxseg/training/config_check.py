@@ -6,13 +6,21 @@ overrides; this checks the values and their combinations.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+from pathlib import Path
+from typing import Any, Mapping
 
 import ml_collections
 
 from jaxseg.errors import ConfigError
 
-__all__ = ["ConfigError", "validate_config", "rotated_extent"]
+__all__ = ["ConfigError", "validate_config", "rotated_extent", "resume_changes", "check_resumable"]
+
+# What a checkpoint's state and numbers depend on: a resumed run must not change these.
+RESUME_KEYS = ("seed", "model", "loss", "optimizer", "train.batch_size", "train.dtype", "train.trial",
+               "data.name", "data.task", "data.image_size", "data.channels", "data.crop_size")
 
 
 def _problems(config: ml_collections.ConfigDict) -> list[str]:
@@ -59,12 +67,21 @@ def _problems(config: ml_collections.ConfigDict) -> list[str]:
     if config.train.get("nonfinite", "stop") not in ("stop", "skip"):
         out.append(f"config.train.nonfinite={config.train.nonfinite!r}; use 'stop' or 'skip'")
     out += _data_problems(config.data)
-    depth = config.model.get("depth")
-    size = config.data.get("image_size")
-    if depth and size and size % 2 ** (depth - 1):
-        out.append(f"config.data.image_size={size} is not divisible by 2^(depth-1)={2 ** (depth - 1)} "
-                   f"(config.model.depth={depth})")
+    out += _input_size_problems(config)
     return out
+
+
+def _input_size_problems(config) -> list[str]:
+    """The model's input (the crop when one is cut, else the image) must halve cleanly depth−1 times."""
+    depth, data = config.model.get("depth"), config.data
+    if not depth:
+        return []
+    sizes = [("image_size", data.get("image_size"))]
+    if data.get("crop_size") and data.get("augment"):
+        sizes.append(("crop_size", data.get("crop_size")))
+    return [f"config.data.{key}={size} is not divisible by 2^(depth-1)={2 ** (depth - 1)} "
+            f"(config.model.depth={depth}); use a multiple of {2 ** (depth - 1)}"
+            for key, size in sizes if size and size % 2 ** (depth - 1)]
 
 
 def rotated_extent(size: int, rotation_limit: float) -> float:
@@ -77,6 +94,8 @@ def rotated_extent(size: int, rotation_limit: float) -> float:
 def _data_problems(data) -> list[str]:
     from jaxseg.data import available as datasets
     from jaxseg.data.augment.affine import AugmentConfig
+    from jaxseg.data.sources.histopathology import SAMPLING
+    from jaxseg.data.sources.synthetic import TASKS as SYNTHETIC_TASKS
 
     out = []
     if data.get("name") not in datasets():
@@ -89,6 +108,15 @@ def _data_problems(data) -> list[str]:
     size, crop = data.get("image_size"), data.get("crop_size")
     if crop and size and crop > size:
         out.append(f"config.data.crop_size={crop} is larger than the image (config.data.image_size={size})")
+    vf = data.get("val_fraction")
+    if vf is not None and not 0.0 < vf < 1.0:
+        out.append(f"config.data.val_fraction={vf} must be between 0 and 1 (e.g. 0.2), or None for the "
+                   "dataset's official split")
+    if data.get("sampling", "positives") not in SAMPLING:
+        out.append(f"config.data.sampling={data.get('sampling')!r}; use one of {', '.join(SAMPLING)}")
+    if data.get("name") == "synthetic" and data.get("task") not in SYNTHETIC_TASKS:
+        out.append(f"config.data.task={data.get('task')!r} is not a synthetic task; "
+                   f"available: {', '.join(SYNTHETIC_TASKS)}")
     if data.get("split_by", "patch") not in ("patch", "slide"):
         out.append(f"config.data.split_by={data.get('split_by')!r}; use 'patch' or 'slide'")
     if data.get("name") == "histopathology" and size:
@@ -107,3 +135,52 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"invalid config: {problems[0]}")
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+
+
+def _flat(tree: Mapping, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, Mapping):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _effective_model(model_config: Mapping, dtype: str) -> dict:
+    """Every field of the model as it is built: a key left at None takes the model's own default."""
+    from jaxseg import models
+
+    name, kwargs = models.model_kwargs(model_config, dtype)
+    cls = models.MODELS.get(name)
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)
+                if f.name not in ("parent", "name", "dtype") and f.default is not dataclasses.MISSING}
+    return {"name": name, **defaults, **{k: v for k, v in kwargs.items() if k != "dtype"}}
+
+
+def resume_changes(saved: Mapping, new: Mapping) -> list[str]:
+    """``'key: old -> new'`` for every key of ``RESUME_KEYS`` that differs between two configs (as dicts)."""
+    saved, new = (json.loads(json.dumps(c, default=str)) for c in (saved, new))  # tuples -> lists, as saved
+    for c in (saved, new):
+        try:
+            c["model"] = _effective_model(c.get("model", {}), c.get("train", {}).get("dtype", "float32"))
+        except ValueError:
+            pass  # an unknown model: compare the keys as written
+    a, b = _flat(saved), _flat(new)
+    changed = []
+    for key in sorted(set(a) | set(b)):
+        if any(key == r or key.startswith(r + ".") for r in RESUME_KEYS) and a.get(key) != b.get(key):
+            changed.append(f"{key}: {a.get(key)!r} -> {b.get(key)!r}")
+    return changed
+
+
+def check_resumable(saved_config: Path, config: Mapping) -> None:
+    """``ConfigError`` when ``saved_config`` (a workdir's config.json) differs from ``config`` in what a
+    checkpoint depends on, naming each changed key."""
+    if not saved_config.exists():
+        return
+    changed = resume_changes(json.loads(saved_config.read_text()), config)
+    if changed:
+        raise ConfigError(f"{saved_config.parent} holds a checkpoint of a different config "
+                          f"({'; '.join(changed)}): resume with the config it was trained with, or train "
+                          "into a new --workdir")

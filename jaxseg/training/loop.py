@@ -33,7 +33,7 @@ import numpy as np
 from jaxseg import losses, metrics, models
 from jaxseg.training import checkpoint as ckpt_lib
 from jaxseg.training import parallel
-from jaxseg.training.config_check import validate_config
+from jaxseg.training.config_check import check_resumable, validate_config
 from jaxseg.training.evaluation import checkpoint_mode, evaluate
 from jaxseg.training.guards import NonFiniteError, PreemptionGuard
 from jaxseg.training.optim import build_optimizer
@@ -133,6 +133,10 @@ def set_up(config: ml_collections.ConfigDict, workdir: str | Path, trials: int |
     mesh = parallel.make_mesh()
     parallel.check_batch_divisible(config.train.batch_size, mesh)
 
+    log_dirs = [wd] if trials is None else [wd / f"trial_{t}" for t in range(trials)]
+    if (wd / "checkpoints").is_dir():  # a changed config is refused before any data is read
+        check_resumable(log_dirs[0] / "config.json", _logged_config(config, trials, 0))
+
     from jaxseg import data  # imported here: the data layer brings TensorFlow
     from jaxseg.data.augment.device import make_device_augment
 
@@ -144,10 +148,10 @@ def set_up(config: ml_collections.ConfigDict, workdir: str | Path, trials: int |
                                           num_classes=config.model.num_classes)
     tx = build_optimizer(config.optimizer, total_steps=config.train.epochs * source.steps_per_epoch)
     if trials is None:
-        keys, log_dirs = trial_key(config.seed, config.train.trial), [wd]
+        keys = trial_key(config.seed, config.train.trial)
     else:
         keys = jnp.stack([trial_key(config.seed, t) for t in range(trials)])
-        log_dirs = [prepare_workdir(safe_path(wd, f"trial_{t}")) for t in range(trials)]
+        log_dirs = [prepare_workdir(safe_path(wd, d.name)) for d in log_dirs]
     state = parallel.put_replicated(create_train_state(model, tx, keys, source.image_shape), mesh)
     train_step, eval_step = _compiled_steps(model, tx, loss_fn, collection, augment, trials)
     return Run(config=config, workdir=wd, trials=trials, mesh=mesh, source=source, collection=collection,
@@ -170,17 +174,24 @@ def resume(run: Run) -> dict:
     return meta
 
 
+def _logged_config(config: ml_collections.ConfigDict, trials: int | None, t: int) -> dict:
+    """The config written to log dir ``t`` (a vectorised trial records its own trial index)."""
+    logged = config.to_dict()
+    if trials is not None:
+        logged["train"]["trial"] = t
+    return logged
+
+
 def open_logs(run: Run, start_epoch: int) -> None:
-    """Writes each log dir's ``config.json``; opens ``metrics.jsonl`` (cut to the checkpoint) and TensorBoard."""
+    """Writes each log dir's ``config.json``; opens ``metrics.jsonl`` and the TensorBoard events, both cut
+    to the restored checkpoint (records of epochs a crash lost are dropped, so curves never double)."""
     if not run.is_main:
         return
     for t, d in enumerate(run.log_dirs):
-        trial_config = run.config.to_dict()
-        if run.trials is not None:
-            trial_config["train"]["trial"] = t
-        safe_path(d, "config.json").write_text(json.dumps(trial_config, indent=2, default=str))
+        logged = _logged_config(run.config, run.trials, t)
+        safe_path(d, "config.json").write_text(json.dumps(logged, indent=2, default=str))
         run.logs.append(MetricsLog(safe_path(d, "metrics.jsonl"), keep_through_epoch=start_epoch))
-        run.writers.append(TensorBoardWriter(d))
+        run.writers.append(TensorBoardWriter(d, keep_through_step=run.step))
 
 
 def save(run: Run, epoch_done: int, epoch_step: int, acc: _EpochAccumulator, improved: bool) -> None:

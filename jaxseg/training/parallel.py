@@ -14,6 +14,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from jaxseg.errors import ConfigError
+
 DATA_AXIS = "data"
 
 
@@ -44,8 +46,8 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def check_batch_divisible(batch_size: int, mesh: Mesh) -> None:
     n = mesh.devices.size
     if batch_size % n:
-        raise ValueError(f"train.batch_size={batch_size} is not divisible by the {n} devices; "
-                         f"use a multiple of {n}")
+        raise ConfigError(f"config.train.batch_size={batch_size} is not divisible by the {n} devices; "
+                          f"use a multiple of {n}")
 
 
 def put_batch(batch: dict, sharding: NamedSharding) -> dict:

@@ -15,6 +15,7 @@ mask(c) = ((c >> 15) | (c << 17)) + 0xa282ead8 mod 2^32).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -110,12 +111,87 @@ def _record(data: bytes) -> bytes:
     return length + struct.pack("<I", _masked_crc(length)) + data + struct.pack("<I", _masked_crc(data))
 
 
-class TensorBoardWriter:
-    """Appends scalar summaries to ``logdir/events.out.tfevents.<time>.<host>``."""
+def _read_varint(buf: bytes, i: int) -> tuple[int, int]:
+    shift = value = 0
+    while True:
+        b = buf[i]
+        value |= (b & 0x7F) << shift
+        i += 1
+        if not b & 0x80:
+            return value, i
+        shift += 7
 
-    def __init__(self, logdir: str | os.PathLike):
+
+def event_step(data: bytes) -> int:
+    """Field 2 (``step``, varint) of a serialised ``Event``; 0 if absent."""
+    i = 0
+    while i < len(data):
+        tag, i = _read_varint(data, i)
+        field, wire = tag >> 3, tag & 7
+        if wire == 0:
+            value, i = _read_varint(data, i)
+            if field == 2:
+                return value
+        elif wire == 1:
+            i += 8
+        elif wire == 2:
+            n, i = _read_varint(data, i)
+            i += n
+        elif wire == 5:
+            i += 4
+        else:
+            break
+    return 0
+
+
+def read_records(path: str | os.PathLike) -> list[bytes]:
+    """The intact TFRecords of an event file (a record cut by a crash, or with a bad CRC, ends the list)."""
+    buf = Path(path).read_bytes()
+    out, i = [], 0
+    while i + 12 <= len(buf):
+        (n,) = struct.unpack("<Q", buf[i:i + 8])
+        end = i + 12 + n + 4
+        if end > len(buf) or struct.unpack("<I", buf[i + 8:i + 12])[0] != _masked_crc(buf[i:i + 8]):
+            break
+        data = buf[i + 12:i + 12 + n]
+        if struct.unpack("<I", buf[end - 4:end])[0] != _masked_crc(data):
+            break
+        out.append(data)
+        i = end
+    return out
+
+
+def truncate_events(logdir: str | os.PathLike, keep_through_step: int) -> None:
+    """Drops, from every event file in ``logdir``, the events of steps after ``keep_through_step``.
+
+    A run resumed from the checkpoint of step S would otherwise show the steps a crash
+    lost twice in TensorBoard; ``metrics.jsonl`` is cut the same way (``MetricsLog``).
+    """
+    for path in sorted(Path(logdir).glob("events.out.tfevents.*")):
+        records = read_records(path)
+        kept = [r for r in records if event_step(r) <= keep_through_step]
+        if len(kept) == len(records) and path.stat().st_size == sum(len(r) + 16 for r in records):
+            continue  # nothing to drop, nothing cut
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(b"".join(_record(r) for r in kept))
+        os.replace(tmp, path)
+
+
+_WRITERS = itertools.count()  # a writer's own file, even for two opened in the same second
+
+
+class TensorBoardWriter:
+    """Appends scalar summaries to ``logdir/events.out.tfevents.<time>.<host>.<pid>.<n>``.
+
+    ``keep_through_step=S`` (a resumed run) first drops the events after step S from the
+    event files already in ``logdir``.
+    """
+
+    def __init__(self, logdir: str | os.PathLike, keep_through_step: int | None = None):
         Path(logdir).mkdir(parents=True, exist_ok=True)
-        name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
+        if keep_through_step is not None:
+            truncate_events(logdir, keep_through_step)
+        name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}.{next(_WRITERS)}"
         self.path = Path(logdir) / name
         self._f = open(self.path, "ab")
         self._f.write(_record(_event(0, time.time(), file_version="brain.Event:2")))
