@@ -1,10 +1,17 @@
-"""Prediction with a trained run on image files of any size.
+"""Prediction with a trained run on image files of any size, and on whole slides.
 
   python -m jaxseg.predict --workdir=runs/x --input=scans/ --output=preds/ [--mode=tile] [--tta]
 
-Inputs: PNG, JPEG, BMP, TIFF (decoded by ``jaxseg.data.io``) and DICOM (pydicom;
-rescale slope/intercept applied, then min-max scaled to [0, 1]); files or folders.
-Each image is normalised as in training (8-bit values / 255) and either
+The model: ``--workdir`` is a run (``config.json`` + ``checkpoints/``), or a
+multi-trial workdir (``trial_<t>/``, sequential or vectorised): then the trials
+are ensembled — the mean of their probabilities (nnU-Net's rule), then the
+threshold or argmax as for one model — or ``--trial=N`` picks one
+(``jaxseg.inference.ensemble``).
+
+Inputs: PNG, JPEG, BMP, TIFF and DICOM files or folders, read as in training
+(``jaxseg.inference.inputs``: 8-bit values / 255; grayscale, or RGB for
+histopathology runs; DICOM through its modality and VOI LUTs). Each image is
+either
 
 * ``--mode=resize`` (default): resized (bilinear) to the model's ``image_size``,
   predicted, and the probabilities resized back; or
@@ -15,120 +22,120 @@ Each image is normalised as in training (8-bit values / 255) and either
 ``--tta`` averages the probabilities of the image and its horizontal and
 vertical flips (flipped back). Outputs per input ``NAME``: ``NAME_prob.png``
 (16-bit probability of the foreground, binary models) or ``NAME_prob.npy``
-(float16 H×W×C, multi-class), ``NAME_mask.png`` (0/255 binary, or class labels),
-and ``NAME_overlay.png`` (the image with the mask in red). Unreadable inputs are
-listed at the end (exit code 1); the others are still written.
+(float16 H×W×C, multi-class; ``--prob-format=npy``: float32 H×W×C for every
+model), ``NAME_mask.png`` (0/255 binary, or class labels), and
+``NAME_overlay.png`` (the image with the mask in red). Inputs sharing a stem
+get distinct names (``jaxseg.inference.inputs.output_names``). Whole slides
+(histopathology runs) are tiled over tissue and written as one label TIFF
+(``jaxseg.inference.slides``). Unreadable inputs are listed at the end (exit
+code 1); the others are still written.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 from pathlib import Path
-from typing import Iterator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxseg import models
+from jaxseg.errors import DataError, JaxsegError
+from jaxseg.inference.inputs import (DICOM_EXTENSIONS, RASTER_EXTENSIONS, find_inputs, output_names,  # noqa: F401
+                                     read_input)
+from jaxseg.inference.workdirs import checkpoint_root
+from jaxseg.losses.regional import probabilities
+from jaxseg.training import checkpoint as ckpt_lib
 from jaxseg.training.run_log import tqdm
 
-from jaxseg.training import checkpoint as ckpt_lib
-from jaxseg import models
-from jaxseg.errors import JaxsegError
-from jaxseg.losses.regional import probabilities
+PROB_FORMATS = ("auto", "npy")
 
-DICOM_EXTENSIONS = (".dcm", ".dicom")
-RASTER_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+def input_channels(config: dict) -> int:
+    """The channels the run was trained on: RGB for whole-slide patches, else ``config.data.channels``."""
+    data = config.get("data", {})
+    if data.get("name") == "histopathology":
+        return 3
+    return int(data.get("channels", 1) or 1)
+
+
+def restore_state(root: Path, which: str = "best") -> tuple[dict, int, Path]:
+    """(state as numpy trees, step, manager dir) of ``root/checkpoints/<which>`` (``latest`` when it is empty)."""
+    mngr_dir = root / "checkpoints" / which
+    if not mngr_dir.is_dir() or not list(ckpt_lib.open_read_only(mngr_dir).all_steps()):
+        mngr_dir = root / "checkpoints" / "latest"
+    steps = list(ckpt_lib.open_read_only(mngr_dir).all_steps()) if mngr_dir.is_dir() else []
+    if not steps:
+        raise JaxsegError(f"no checkpoint in {root / 'checkpoints'} (has the run finished an epoch?)")
+    step = max(steps)
+    return ckpt_lib.read_state(ckpt_lib.open_read_only(mngr_dir), step), step, mngr_dir
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _apply(model, variables, x):
+    return probabilities(model.apply(variables, x, train=False))
+
+
+@functools.lru_cache(maxsize=32)
+def _param_shapes(model, size: int, channels: int) -> dict:
+    shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, size, size, channels)),
+                                               train=False))
+    return {jax.tree_util.keystr(p): tuple(x.shape) for p, x in jax.tree_util.tree_leaves_with_path(shapes["params"])}
 
 
 class Predictor:
-    """A trained model restored from a workdir: ``predictor(batch NHWC float32) -> probabilities``."""
+    """A trained model restored from a workdir: ``predictor(batch NHWC float32) -> probabilities``.
 
-    def __init__(self, workdir: str | Path, which: str = "best"):
+    ``size``, ``channels`` (input), ``num_classes`` (output channels) and
+    ``threshold`` describe it. A vectorised trial (``trial_<t>/`` beside a
+    stacked ``checkpoints/``) takes slice t of the stacked state; ``restored``
+    passes ``restore_state``'s (state, step, manager dir) instead of reading it again.
+    """
+
+    def __init__(self, workdir: str | Path, which: str = "best", *, restored: tuple | None = None):
         wd = Path(workdir)
         config_path = wd / "config.json"
         if not config_path.exists():
-            raise JaxsegError(f"{config_path} not found — is {wd} a jaxseg workdir?")
+            raise JaxsegError(f"{config_path} not found — is {wd} a jaxseg workdir (config.json + checkpoints/, "
+                              "or trial_<t>/ folders of a multi-trial run)?")
+        self.workdir = wd
         self.config = json.loads(config_path.read_text())
-        # a vectorised trial (trial_<t>/) shares its parent's stacked checkpoint: take slice t
-        train_cfg = self.config.get("train", {})
-        stacked = not (wd / "checkpoints").is_dir() and (wd.parent / "checkpoints").is_dir() \
-            and train_cfg.get("vectorize_trials", False)
-        root = wd.parent if stacked else wd
-        mngr_dir = root / "checkpoints" / which
-        if not mngr_dir.is_dir() or not list(ckpt_lib.open_read_only(mngr_dir).all_steps()):
-            mngr_dir = root / "checkpoints" / "latest"
-        if not mngr_dir.is_dir():
-            raise JaxsegError(f"no checkpoint in {root / 'checkpoints'}")
-        mngr = ckpt_lib.open_read_only(mngr_dir)
-        steps = list(mngr.all_steps())
-        if not steps:
-            raise JaxsegError(f"no checkpoint in {root / 'checkpoints'}")
-        self.step = max(steps)
-        state = ckpt_lib.read_state(mngr, self.step)
-        if stacked:
-            t = int(train_cfg.get("trial", 0))
-            state = jax.tree_util.tree_map(lambda x: np.asarray(x)[t], state)
-        self.variables = {"params": state["params"]}
+        root, stacked_trial = checkpoint_root(wd, self.config)
+        if restored is None:
+            restored = restore_state(root, which)
+            if stacked_trial is not None:
+                restored = (jax.tree_util.tree_map(lambda x: np.asarray(x)[stacked_trial], restored[0]),
+                            *restored[1:])
+        state, self.step, self.checkpoint_dir = restored
+        variables = {"params": state["params"]}
         if state.get("batch_stats"):
-            self.variables["batch_stats"] = state["batch_stats"]
-        model_cfg = dict(self.config["model"])
-        self.model = models.get_model(model_cfg, self.config.get("train", {}).get("dtype", "float32"))
+            variables["batch_stats"] = state["batch_stats"]
+        self.variables = jax.device_put(variables)
+        self.model = models.get_model(dict(self.config["model"]), self.config.get("train", {}).get("dtype", "float32"))
         self.size = int(self.config["data"]["image_size"])
-        self.channels = int(self.config["data"].get("channels", 1) or 1)
+        self.num_classes = int(self.config["model"].get("num_classes", 1) or 1)
         self.threshold = float(self.config.get("eval", {}).get("threshold", 0.5))
-        self._apply = jax.jit(lambda v, x: probabilities(self.model.apply(v, x, train=False)))
+        self.channels = self._channels(input_channels(self.config))
+
+    def _channels(self, configured: int) -> int:
+        """``configured``, or the other of 1/3 when only that fits the checkpoint's parameter shapes."""
+        saved = {jax.tree_util.keystr(p): tuple(np.shape(x))
+                 for p, x in jax.tree_util.tree_leaves_with_path(self.variables["params"])}
+        for channels in dict.fromkeys((configured, 3 if configured == 1 else 1)):
+            if _param_shapes(self.model, self.size, channels) == saved:
+                return channels
+        raise JaxsegError(f"{self.checkpoint_dir}: the checkpoint's parameters do not fit the model of "
+                          f"{self.workdir / 'config.json'} ({self.config['model'].get('name')}, "
+                          f"{configured} input channels); was config.json edited after training?")
+
+    def describe(self) -> str:
+        return f"{self.workdir} ({self.checkpoint_dir.name} checkpoint, step {self.step})"
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return np.asarray(self._apply(self.variables, jnp.asarray(batch, jnp.float32)))
-
-
-def read_input(path: Path, channels: int = 1) -> np.ndarray:
-    """An input file as float32 (H, W, C) in [0, 1]; raises ``DataError`` naming the file."""
-    from jaxseg.errors import DataError
-
-    if path.suffix.lower() in DICOM_EXTENSIONS:
-        try:
-            import pydicom
-
-            ds = pydicom.dcmread(str(path))
-            arr = ds.pixel_array.astype(np.float32)
-            arr = arr * float(getattr(ds, "RescaleSlope", 1) or 1) + float(getattr(ds, "RescaleIntercept", 0) or 0)
-        except Exception as e:  # noqa: BLE001 - pydicom raises many types
-            raise DataError(str(path), f"unreadable DICOM file ({type(e).__name__}: {e})") from None
-        if arr.ndim == 3 and arr.shape[-1] == 3:
-            arr = arr @ np.array([0.299, 0.587, 0.114], np.float32)
-        if arr.ndim != 2:
-            raise DataError(str(path), f"expected a single 2D frame, got pixel array of shape {arr.shape}")
-        lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
-        if getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1":
-            arr = 1.0 - arr
-        img = arr[..., None]
-    else:
-        from jaxseg.data import io
-
-        img = io.read_image(path, channels=channels).astype(np.float32) / 255.0
-        if img.ndim == 2:
-            img = img[..., None]
-    if channels != img.shape[-1]:
-        img = np.repeat(img[..., :1], channels, axis=-1) if img.shape[-1] == 1 else img.mean(-1, keepdims=True)
-    return img
-
-
-def find_inputs(inputs: list[str]) -> list[Path]:
-    files: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            files += sorted(f for f in p.iterdir()
-                            if f.is_file() and f.suffix.lower() in RASTER_EXTENSIONS + DICOM_EXTENSIONS)
-        elif p.exists():
-            files.append(p)
-        else:
-            raise JaxsegError(f"input {p} does not exist")
-    if not files:
-        raise JaxsegError(f"no PNG, JPEG, BMP, TIFF or DICOM files in {inputs}")
-    return files
+        return np.asarray(_apply(self.model, self.variables, jnp.asarray(batch, jnp.float32)))
 
 
 def _resize(x: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -171,7 +178,7 @@ def _crops(image: np.ndarray, size: int, mode: str, overlap: float) -> tuple[lis
 
 def predict_image(predictor, image: np.ndarray, mode: str = "resize", overlap: float = 0.25,
                   tta: bool = False, batch_size: int = 8) -> np.ndarray:
-    """Probabilities (H, W, C) for one float32 (H, W, C_in) image."""
+    """Probabilities (H, W, C) for one float32 (H, W, C_in) image (``predictor``: a Predictor or Ensemble)."""
     size = predictor.size
     h, w = image.shape[:2]
     crops, places, (ph, pw) = _crops(image, size, mode, overlap)
@@ -197,47 +204,102 @@ def predict_image(predictor, image: np.ndarray, mode: str = "resize", overlap: f
     return (acc / weight)[:h, :w]
 
 
-def write_outputs(out_dir: Path, stem: str, image: np.ndarray, probs: np.ndarray, threshold: float) -> None:
+def labels_of(probs: np.ndarray, threshold: float) -> np.ndarray:
+    """uint8 labels (H, W): binary probability > threshold (0/1), multi-class argmax."""
+    if probs.shape[-1] == 1:
+        return (probs[..., 0] > threshold).astype(np.uint8)
+    return probs.argmax(-1).astype(np.uint8)
+
+
+def write_outputs(out_dir: Path, stem: str, image: np.ndarray, probs: np.ndarray, threshold: float,
+                  prob_format: str = "auto") -> list[Path]:
+    """``stem_prob.png|npy``, ``stem_mask.png`` and ``stem_overlay.png``; returns their paths."""
     from PIL import Image
 
-    if probs.shape[-1] == 1:
-        fg = probs[..., 0]
-        Image.fromarray(np.round(fg * 65535).astype(np.uint16)).save(out_dir / f"{stem}_prob.png")
-        mask = fg > threshold
-        Image.fromarray((mask * 255).astype(np.uint8)).save(out_dir / f"{stem}_mask.png")
+    written = []
+    if prob_format == "npy":
+        np.save(out_dir / f"{stem}_prob.npy", probs.astype(np.float32))
+        written.append(out_dir / f"{stem}_prob.npy")
+    elif probs.shape[-1] == 1:
+        Image.fromarray(np.round(probs[..., 0] * 65535).astype(np.uint16)).save(out_dir / f"{stem}_prob.png")
+        written.append(out_dir / f"{stem}_prob.png")
     else:
         np.save(out_dir / f"{stem}_prob.npy", probs.astype(np.float16))
-        labels = probs.argmax(-1).astype(np.uint8)
-        Image.fromarray(labels).save(out_dir / f"{stem}_mask.png")
-        mask = labels > 0
-    gray = image.mean(-1)
-    rgb = np.stack([gray] * 3, -1)
+        written.append(out_dir / f"{stem}_prob.npy")
+    labels = labels_of(probs, threshold)
+    Image.fromarray(labels * 255 if probs.shape[-1] == 1 else labels).save(out_dir / f"{stem}_mask.png")
+    mask = labels > 0
+    rgb = image[..., :3].copy() if image.shape[-1] >= 3 else np.repeat(image.mean(-1, keepdims=True), 3, -1)
     rgb[mask] = 0.6 * rgb[mask] + 0.4 * np.array([1.0, 0.0, 0.0])
     Image.fromarray(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)).save(out_dir / f"{stem}_overlay.png")
+    return written + [out_dir / f"{stem}_mask.png", out_dir / f"{stem}_overlay.png"]
 
 
-def run(workdir: str, inputs: list[str], output: str, mode: str = "resize", overlap: float = 0.25,
-        tta: bool = False, batch_size: int = 8, checkpoint: str = "best",
-        threshold: float | None = None, progress: bool = True) -> list[tuple[str, str]]:
-    """Predicts every input; returns the ``(file, error)`` pairs that failed."""
-    from jaxseg.errors import DataError
+@dataclasses.dataclass
+class Written:
+    """One predicted input: its outputs, and for a slide how (``downsample``, output size)."""
 
+    input: str
+    name: str
+    outputs: list[str]
+    slide: dict | None = None
+
+
+@dataclasses.dataclass
+class Prediction:
+    """What ``predict_files`` did: the model it used, the inputs written and those that failed."""
+
+    model: str
+    written: list[Written]
+    failures: list[tuple[str, str]]
+
+
+def _check_options(mode: str, overlap: float, downsample: int, prob_format: str) -> None:
     if mode not in ("resize", "tile"):
         raise JaxsegError(f"--mode must be 'resize' or 'tile', got {mode!r}")
     if not 0.0 <= overlap < 1.0:
         raise JaxsegError(f"--overlap must be in [0, 1), got {overlap}")
-    predictor = Predictor(workdir, checkpoint)
-    files = find_inputs(inputs)
+    if int(downsample) != downsample or downsample < 1:
+        raise JaxsegError(f"--downsample must be a whole number >= 1 (1 = the slide's level 0), got {downsample}")
+    if prob_format not in PROB_FORMATS:
+        raise JaxsegError(f"--prob-format must be one of {PROB_FORMATS}, got {prob_format!r}")
+
+
+def predict_files(workdir: str, inputs: list[str], output: str, mode: str = "resize", overlap: float = 0.25,
+                  tta: bool = False, batch_size: int = 8, checkpoint: str = "best",
+                  threshold: float | None = None, progress: bool = True, trial: int | None = None,
+                  downsample: int = 1, prob_format: str = "auto") -> Prediction:
+    """Predicts every input with the run (or trials' ensemble) in ``workdir``; see the module docstring."""
+    from jaxseg.inference import ensemble, slides
+
+    _check_options(mode, overlap, downsample, prob_format)
+    model = ensemble.load(workdir, checkpoint, trial=trial, threshold=threshold)
+    histo = model.config.get("data", {}).get("name") == "histopathology"
+    files = find_inputs(inputs, slides.SLIDE_ONLY_EXTENSIONS if histo else ())
+    names = output_names(files)
     out_dir = Path(output)
     out_dir.mkdir(parents=True, exist_ok=True)
-    thr = predictor.threshold if threshold is None else threshold
-    failures = []
-    for path in tqdm(files, desc="predict", disable=not progress, dynamic_ncols=True):
+    result = Prediction(model.describe(), [], [])
+    for path, name in tqdm(list(zip(files, names)), desc="predict", disable=not progress, dynamic_ncols=True):
         try:
-            image = read_input(path, predictor.channels)
+            if slides.is_slide(path, histo):
+                info = slides.predict_slide(model, path, out_dir, name, int(downsample), overlap=overlap, tta=tta,
+                                            batch_size=batch_size, progress=progress)
+                result.written.append(Written(str(path), name, [info["output"]], info))
+                continue
+            image = read_input(path, model.channels)
         except DataError as e:
-            failures.append((str(path), str(e)))
+            result.failures.append((str(path), str(e)))
             continue
-        probs = predict_image(predictor, image, mode, overlap, tta, batch_size)
-        write_outputs(out_dir, path.stem, image, probs, thr)
-    return failures
+        probs = predict_image(model, image, mode, overlap, tta, batch_size)
+        outs = write_outputs(out_dir, name, image, probs, model.threshold, prob_format)
+        result.written.append(Written(str(path), name, [str(o) for o in outs]))
+    return result
+
+
+def run(workdir: str, inputs: list[str], output: str, mode: str = "resize", overlap: float = 0.25,
+        tta: bool = False, batch_size: int = 8, checkpoint: str = "best",
+        threshold: float | None = None, progress: bool = True, **options) -> list[tuple[str, str]]:
+    """Predicts every input; returns the ``(file, error)`` pairs that failed (``predict_files`` for more)."""
+    return predict_files(workdir, inputs, output, mode, overlap, tta, batch_size, checkpoint, threshold,
+                         progress, **options).failures
