@@ -2,7 +2,8 @@
 
   python -m jaxseg.main --config=configs/boundary_bce.py:constant --workdir=runs/exp3_bce_constant \\
       --config.data.root=/data/koranyi
-Arms: ``boundary``, ``bce`` and ``constant`` (default); append ``,smoke``.
+Arms: ``boundary``, ``bce`` and ``constant`` (default); append ``,smoke`` (a minute) or ``,demo``
+(a few minutes on a CPU, learns: ``configs/default.py``'s ``make_demo``).
 
 Table 8, value by value: as Table 7 (configs/boundary_tversky.py) for the shared
 set-up, and
@@ -26,5 +27,5 @@ ARMS = {
 
 
 def get_config(arg=None):
-    arm, smoke = default.parse_arg(arg, tuple(ARMS), "constant")
-    return experiment3(arm, WEIGHTED_BCE, smoke=smoke, **ARMS[arm])
+    arm, size = default.parse_arg(arg, tuple(ARMS), "constant")
+    return experiment3(arm, WEIGHTED_BCE, size=size, **ARMS[arm])

@@ -2,7 +2,8 @@
 
   python -m jaxseg.main --config=configs/boundary_tversky.py:linear --workdir=runs/exp3_linear \\
       --config.data.root=/data/koranyi
-Arms: ``boundary``, ``tversky``, ``constant`` (default) and ``linear``; append ``,smoke``.
+Arms: ``boundary``, ``tversky``, ``constant`` (default) and ``linear``; append ``,smoke`` (a minute) or ``,demo``
+(a few minutes on a CPU, learns: ``configs/default.py``'s ``make_demo``).
 
 Table 7, value by value (all arms): Adam β1 0.9, β2 0.999; batch size 8; crop
 size 256; crop validation images; U-Net; non-uniform sampling; random pick;
@@ -28,7 +29,7 @@ BOUNDARY_BOUNDED = dict(name="boundary", clamp=128.0, rescale=128.0)
 
 
 def experiment3(arm: str, regional: dict, schedule: dict | None, lr: float, epochs: int, trials: int,
-                smoke: bool) -> ml_collections.ConfigDict:
+                size: str) -> ml_collections.ConfigDict:
     """The shared Table 7/8 set-up with one arm's loss, learning rate, epochs and trials."""
     c = default.get_config()
     c.data.name, c.data.image_size, c.data.val_fraction = "histopathology", 256, 0.2
@@ -46,7 +47,7 @@ def experiment3(arm: str, regional: dict, schedule: dict | None, lr: float, epoc
     c.train.epochs, c.train.batch_size, c.train.num_trials = epochs, 8, trials
     c.eval.metrics = ("mahd", "dice", "jaccard", "average_precision")
     c.eval.aggregate.update(dict(last=3, reduce="mean"))
-    return default.make_smoke(c) if smoke else c
+    return default.resize(c, size)
 
 
 ARMS = {
@@ -59,5 +60,5 @@ ARMS = {
 
 
 def get_config(arg=None):
-    arm, smoke = default.parse_arg(arg, tuple(ARMS), "constant")
-    return experiment3(arm, TVERSKY, smoke=smoke, **ARMS[arm])
+    arm, size = default.parse_arg(arg, tuple(ARMS), "constant")
+    return experiment3(arm, TVERSKY, size=size, **ARMS[arm])

@@ -2,6 +2,7 @@
 
   python -m jaxseg.main --config=configs/lovasz.py --workdir=runs/exp2_lovasz --config.data.root=/data/COVID-QU-Ex
   python -m jaxseg.main --config=configs/lovasz.py:smoke --workdir=/tmp/smoke     # one minute, synthetic data
+  python -m jaxseg.main --config=configs/lovasz.py:demo --workdir=/tmp/demo       # a few minutes, learns
 
 Table 6, value by value: Adam β1 0.9, β2 0.999; BatchNorm init "torch default";
 batch size 8; dropout after each conv, rate 0.5; learning rate 1e-4; model
@@ -25,7 +26,7 @@ LOSSES = {
 
 
 def experiment2(loss: str, arg=None):
-    _, smoke = default.parse_arg(arg, (), "")
+    _, size = default.parse_arg(arg, (), "")
     c = default.get_config()
     c.data.name, c.data.task, c.data.image_size, c.data.val_fraction = "covid_qu_ex", "infection", 256, 0.2
     c.model.name, c.model.features, c.model.depth = "resattunet", 64, 5
@@ -36,7 +37,7 @@ def experiment2(loss: str, arg=None):
     c.train.epochs, c.train.batch_size, c.train.num_trials = 30, 8, 5
     c.eval.metrics = ("roc_auc", "dice", "jaccard", "average_precision")
     c.eval.aggregate.update(dict(last=1, reduce="mean"))
-    return default.make_smoke(c) if smoke else c
+    return default.resize(c, size)
 
 
 def get_config(arg=None):

@@ -3,7 +3,8 @@
   python -m jaxseg.main --config=configs/unet_variants.py:attunet --workdir=runs/exp1_attunet \\
       --config.data.root=/data/COVID-QU-Ex
 Variants: ``unet`` (default), ``attunet``, ``resattunet``; append ``,smoke`` (or use
-``:smoke``) for a one-minute run on the synthetic phantoms.
+``:smoke``) for a one-minute run on the synthetic phantoms, ``,demo`` for a few
+minutes' run that learns (``configs/default.py``'s ``make_demo``).
 
 Table 5, value by value: Adam β1 0.9, β2 0.999; augment 1; BatchNorm init and
 weight init "torch default"; batch size 8; batchwise loss; focal γ 2; learning
@@ -22,7 +23,7 @@ ARMS = ("unet", "attunet", "resattunet")
 
 
 def get_config(arg=None):
-    arm, smoke = default.parse_arg(arg, ARMS, "unet")
+    arm, size = default.parse_arg(arg, ARMS, "unet")
     c = default.get_config()
     c.data.name, c.data.task, c.data.image_size, c.data.val_fraction = "covid_qu_ex", "infection", 256, 0.2
     c.data.augment, c.data.flips, c.data.rotation_limit = True, "horizontal", 10.0
@@ -34,4 +35,4 @@ def get_config(arg=None):
     c.train.epochs, c.train.batch_size, c.train.num_trials = 30, 8, 5
     c.eval.metrics = ("balanced_accuracy", "roc_auc", "average_precision", "dice", "jaccard", "mahd")
     c.eval.aggregate.update(dict(last=5, reduce="median"))
-    return default.make_smoke(c) if smoke else c
+    return default.resize(c, size)

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # A whole thesis experiment: every arm (each with its trials), then the report.
-#   launch/sweep.sh EXPERIMENT ROOT [--smoke] [--config.x.y=v ...]
+#   launch/sweep.sh EXPERIMENT ROOT [--smoke|--demo] [--config.x.y=v ...]
 # EXPERIMENT: exp1 (Table 5: U-Net variants), exp2 (Table 6: Lovász vs Jaccard),
 #             exp3-tversky (Table 7), exp3-bce (Table 8).
 # Each arm trains in ROOT/<arm>; finished arms are skipped on a re-run (each run resumes
 # from its checkpoint), then `python -m jaxseg.report` writes ROOT/report/.
-# --smoke runs every arm's smoke variant (synthetic phantoms, about a minute each on CPU).
+# --smoke runs every arm's smoke variant (synthetic phantoms, about a minute each on CPU; learns nothing);
+# --demo its demo variant (phantoms, CPU-sized model and epochs, a few minutes an arm: every arm learns).
 set -euo pipefail
-[ $# -ge 2 ] || { echo "usage: $0 exp1|exp2|exp3-tversky|exp3-bce ROOT [--smoke] [--config.x.y=v ...]" >&2; exit 2; }
+[ $# -ge 2 ] || { echo "usage: $0 exp1|exp2|exp3-tversky|exp3-bce ROOT [--smoke|--demo] [--config.x.y=v ...]" >&2; exit 2; }
 experiment=$1 root=$2
 shift 2
 suffix=""
-if [ "${1:-}" = "--smoke" ]; then suffix=",smoke"; shift; fi
+case "${1:-}" in --smoke|--demo) suffix=",${1#--}"; shift ;; esac
 PY=${PY:-python}
 case "$experiment" in
   exp1) arms=("unet_variants.py:unet" "unet_variants.py:attunet" "unet_variants.py:resattunet") ;;

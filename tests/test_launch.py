@@ -48,3 +48,12 @@ def test_gpu_benchmark_script_dry_run(tmp_path):
     assert result["config"]["dtype"] == "bfloat16" and result["jaxseg"]["images_per_s"] > 0
     assert result["jaxseg"]["flops_per_step"] > 0 and 0 < result["jaxseg"]["mfu"] < 1
     assert (tmp_path / "gpu_unet.txt").read_text().count("images/s") == 2
+
+
+@pytest.mark.parametrize("flag, variant", [("--smoke", "smoke"), ("--demo", "demo")])
+def test_sweep_passes_the_size_variant_to_every_arm(tmp_path, flag, variant):
+    proc = subprocess.run(["bash", os.path.join(ROOT, "launch", "sweep.sh"), "exp3-bce", str(tmp_path), flag],
+                          capture_output=True, text=True, env={**os.environ, "PY": "echo"})
+    assert proc.returncode == 0, proc.stderr
+    for arm in ("boundary", "bce", "constant"):
+        assert f"configs/boundary_bce.py:{arm},{variant} --workdir={tmp_path}/{arm}" in proc.stdout

@@ -119,3 +119,38 @@ def test_smoke_variant_trains(name, arm, tmp_path):
     record = experiments.run(c, tmp_path)
     for m in c.eval.metrics:
         assert f"val/{m}" in record and record[f"val/{m}"] == record[f"val/{m}"], m  # present, not NaN
+
+
+ALL_ARMS = [("unet_variants", a) for a in ("unet", "attunet", "resattunet")] + [("lovasz", None), ("jaccard", None)] \
+    + [("boundary_tversky", a) for a in ("boundary", "tversky", "constant", "linear")] \
+    + [("boundary_bce", a) for a in ("boundary", "bce", "constant")]
+
+
+@pytest.mark.parametrize("name,arm", ALL_ARMS)
+def test_demo_variant_keeps_the_thesis_values_but_the_cpu_scaled_ones(name, arm):
+    from configs import default
+
+    thesis = _config(name, arm)
+    demo = _config(name, f"{arm},demo" if arm else "demo")
+    validate_config(demo)
+    # what scales to a CPU, and nothing else
+    assert (demo.data.name, demo.model.features, demo.model.depth) == ("synthetic", default.DEMO_FEATURES, 4)
+    assert demo.train.epochs == default.DEMO_EPOCHS
+    assert demo.train.num_trials == min(thesis.train.num_trials, default.DEMO_TRIALS)
+    assert demo.optimizer.learning_rate == pytest.approx(thesis.optimizer.learning_rate * default.DEMO_LR_SCALE)
+    # the thesis's values
+    for key in ("loss", "eval"):
+        t, d = thesis[key].to_dict(), demo[key].to_dict()
+        if key == "loss" and t.get("schedule", {}).get("every"):
+            assert d["schedule"].pop("every") == round(t["schedule"].pop("every") * default.DEMO_EPOCHS
+                                                        / thesis.train.epochs)
+        if key == "eval":
+            t["aggregate"].pop("last"), d["aggregate"].pop("last")
+        assert t == d, key
+    assert demo.train.batch_size == thesis.train.batch_size
+    assert (demo.optimizer.name, demo.optimizer.b1, demo.optimizer.b2) == \
+        (thesis.optimizer.name, thesis.optimizer.b1, thesis.optimizer.b2)
+    assert (demo.model.name, demo.model.dropout, demo.model.weight_init) == \
+        (thesis.model.name, thesis.model.dropout, thesis.model.weight_init)
+    assert (demo.data.augment, demo.data.flips, demo.data.rotation_limit, demo.data.random_pick) == \
+        (thesis.data.augment, thesis.data.flips, thesis.data.rotation_limit, thesis.data.random_pick)
