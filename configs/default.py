@@ -47,6 +47,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model = ml_collections.ConfigDict()
     c.model.name = "unet"
     c.model.num_classes = 1
+    c.model.mode = "binary"  # 'binary' (C=1, sigmoid) | 'multiclass' (softmax, argmax) | 'multilabel' (C sigmoids)
     c.model.features = 8
     c.model.depth = 4
     # None = the model's own default (e.g. U-Net: BatchNorm, nearest upsampling, He-normal fan-in, no
@@ -98,10 +99,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     return c
 
 
+def _synthetic_task(c: ml_collections.ConfigDict) -> str:
+    """The phantom task standing in for a config's data: its own task if the phantoms have it, else one of
+    the same mode (a real dataset's classes become the phantoms' classes)."""
+    if c.data.task in ("infection", "lung", "lung_infection", "lung_and_infection"):
+        return c.data.task
+    return {"multiclass": "lung_infection", "multilabel": "lung_and_infection"}.get(c.model.mode, "infection")
+
+
 def make_smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """Shrinks any config to a CPU smoke test on the synthetic phantoms: same code, tiny sizes."""
-    task = c.data.task if c.data.task in ("infection", "lung") else "infection"
-    c.data.name, c.data.root, c.data.task = "synthetic", "", task
+    c.data.name, c.data.root, c.data.task = "synthetic", "", _synthetic_task(c)
     c.data.image_size, c.data.num_train, c.data.num_val = 32, 32, 16
     c.data.crop_size = None
     if c.data.random_pick:  # rotated 32² crops lying inside 48² phantoms (32·√2 < 48)
@@ -144,8 +152,7 @@ def make_demo(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     minutes: the DEMO_* constants above are all that changes; loss, optimizer, batch size, augmentation,
     metrics and aggregation stay the thesis's."""
     scale = DEMO_EPOCHS / c.train.epochs
-    task = c.data.task if c.data.task in ("infection", "lung") else "infection"
-    c.data.name, c.data.root, c.data.task = "synthetic", "", task
+    c.data.name, c.data.root, c.data.task = "synthetic", "", _synthetic_task(c)
     c.data.image_size, c.data.num_train, c.data.num_val, c.data.crop_size = DEMO_IMAGE, 384, 96, None
     if c.data.random_pick:  # rotated 64² crops lying inside 96² phantoms (64·√2 < 96)
         c.data.image_size, c.data.crop_size = 96, DEMO_IMAGE

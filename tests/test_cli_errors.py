@@ -36,7 +36,7 @@ def _one_error_line(out, code: int, message: str) -> None:
     (["jaxseg.main", SMOKE, "--workdir=wd", "--config.data.val_fraction=1.5"],
      "config.data.val_fraction=1.5 must be between 0 and 1", 2),
     (["jaxseg.main", SMOKE, "--workdir=wd", "--config.data.task=bogus"],
-     "config.data.task='bogus' is not a synthetic task; available: infection, lung", 2),
+     "config.data.task='bogus' is not a synthetic task; available: infection, lung, lung_infection, lung_and_infection", 2),
     (["jaxseg.main", SMOKE, "--workdir=wd", "--config.data.sampling=bogus"],
      "config.data.sampling='bogus'; use one of all, positives, weighted", 2),
     (["jaxseg.main", SMOKE, "--workdir=wd", "--config.data.augment=True", "--config.data.crop_size=18"],

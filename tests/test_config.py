@@ -1,6 +1,7 @@
 """Configs: variants, command-line overrides, and clear errors for bad configs."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -115,3 +116,30 @@ def test_command_line_errors_before_compiling(tmp_path):
         assert proc.returncode != 0
         assert message in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / "a" / "metrics.jsonl").exists()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(mode="softmax"), "config.model.mode='softmax'; use one of binary, multiclass, multilabel"),
+    (dict(mode="binary", num_classes=3), "mode='binary' has one output channel but config.model.num_classes=3"),
+    (dict(mode="multiclass", num_classes=1), "mode='multiclass' needs num_classes >= 2"),
+    (dict(mode="multiclass", num_classes=2), "config.data.task='infection' has 1 class channel(s)"),
+])
+def test_mode_and_classes_must_fit(overrides, message):
+    from configs import default
+
+    c = default.get_config()
+    c.model.update(overrides)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate_config(c)
+
+
+def test_resuming_with_another_mode_is_a_config_change():
+    from configs import default
+    from jaxseg.training.config_check import resume_changes
+
+    a = default.get_config("smoke")
+    b = default.get_config("smoke")
+    b.model.mode, b.model.num_classes = "multilabel", 1
+    assert resume_changes(a.to_dict(), b.to_dict()) == ["model.mode: 'binary' -> 'multilabel'"]
+    b.model.mode, b.model.batch_norm = "binary", True  # the U-Net's own default: no change
+    assert resume_changes(a.to_dict(), b.to_dict()) == []

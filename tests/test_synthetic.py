@@ -45,3 +45,19 @@ def test_bad_arguments():
         synthetic.generate(1, 32, "kidney")
     with pytest.raises(ValueError, match="at least 16"):
         synthetic.generate(1, 8)
+
+
+def test_class_tasks_label_the_same_phantoms():
+    from jaxseg.data.sources import synthetic
+
+    _, inf = synthetic.generate(6, 32, "infection", seed=3)
+    _, lung = synthetic.generate(6, 32, "lung", seed=3)
+    _, multi = synthetic.generate(6, 32, "lung_infection", seed=3)
+    _, overlap = synthetic.generate(6, 32, "lung_and_infection", seed=3)
+    assert multi.shape == (6, 32, 32, 3) and overlap.shape == (6, 32, 32, 2)
+    np.testing.assert_array_equal(multi.sum(-1), 1.0)  # one class per pixel
+    np.testing.assert_array_equal(multi[..., 0], 1.0 - lung[..., 0])  # background = outside the lungs
+    np.testing.assert_array_equal(multi[..., 2], inf[..., 0])
+    np.testing.assert_array_equal(multi[..., 1] + multi[..., 2], lung[..., 0])
+    np.testing.assert_array_equal(overlap, np.concatenate([lung, inf], -1))  # infection inside lung
+    assert (overlap[..., 1] <= overlap[..., 0]).all()

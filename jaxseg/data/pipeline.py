@@ -120,6 +120,11 @@ class ArraySource:
     def image_shape(self) -> tuple[int, ...]:
         return tuple(self.train["image"].shape[1:])
 
+    @property
+    def mask_channels(self) -> int:
+        """C of the (N, H, W, C) masks: the number of classes the data label."""
+        return int(self.train["mask"].shape[-1])
+
     def _local(self, batch: Batch) -> Batch:
         if self.process_count == 1:
             return batch

@@ -55,9 +55,11 @@ def options(name: str) -> list[str]:
 
 def model_kwargs(model_config: Mapping[str, Any], dtype: str = "float32") -> tuple[str, dict]:
     """``(name, fields)`` for ``model_config``: keys set to ``None`` mean "the model's own default" and
-    are left out, as are inert values of options other models have (``_OPTIONAL``)."""
+    are left out, as are inert values of options other models have (``_OPTIONAL``) and ``mode`` (read by
+    losses, metrics and prediction, not by the module)."""
     cfg = {k: v for k, v in dict(model_config).items() if v is not None}
     name = cfg.pop("name", None)
+    cfg.pop("mode", None)  # how the logits are read (binary/multiclass/multilabel): losses, metrics, predict
     fields = options(name)
     for key, inert in _OPTIONAL.items():  # the default config carries them for every model
         if key in cfg and key not in fields and cfg[key] == inert:

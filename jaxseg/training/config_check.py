@@ -66,6 +66,7 @@ def _problems(config: ml_collections.ConfigDict) -> list[str]:
         out.append(f"config.train.dtype={config.train.dtype!r}; use float32, bfloat16 or float16")
     if config.train.get("nonfinite", "stop") not in ("stop", "skip"):
         out.append(f"config.train.nonfinite={config.train.nonfinite!r}; use 'stop' or 'skip'")
+    out += _mode_problems(config)
     out += _data_problems(config.data)
     out += _input_size_problems(config)
     return out
@@ -82,6 +83,29 @@ def _input_size_problems(config) -> list[str]:
     return [f"config.data.{key}={size} is not divisible by 2^(depth-1)={2 ** (depth - 1)} "
             f"(config.model.depth={depth}); use a multiple of {2 ** (depth - 1)}"
             for key, size in sizes if size and size % 2 ** (depth - 1)]
+
+
+MODES = ("binary", "multiclass", "multilabel")
+
+
+def _mode_problems(config) -> list[str]:
+    """``config.model.mode`` against ``num_classes``, and against the phantoms' classes for a synthetic task."""
+    from jaxseg.data.sources.synthetic import TASKS as SYNTHETIC_TASKS
+
+    mode, c = config.model.get("mode", "binary"), config.model.get("num_classes", 1)
+    if mode not in MODES:
+        return [f"config.model.mode={mode!r}; use one of {', '.join(MODES)}"]
+    out = []
+    if mode == "binary" and c != 1:
+        out.append(f"config.model.mode='binary' has one output channel but config.model.num_classes={c}: "
+                   "use mode='multiclass' (softmax, one class per pixel) or 'multilabel' (overlapping classes)")
+    if mode == "multiclass" and c < 2:
+        out.append(f"config.model.mode='multiclass' needs num_classes >= 2 (background included); got {c}")
+    task = config.data.get("task")
+    if config.data.get("name") == "synthetic" and task in SYNTHETIC_TASKS and SYNTHETIC_TASKS[task] != c:
+        out.append(f"config.data.task={task!r} has {SYNTHETIC_TASKS[task]} class channel(s) but "
+                   f"config.model.num_classes={c}")
+    return out
 
 
 def rotated_extent(size: int, rotation_limit: float) -> float:
@@ -155,7 +179,8 @@ def _effective_model(model_config: Mapping, dtype: str) -> dict:
     cls = models.MODELS.get(name)
     defaults = {f.name: f.default for f in dataclasses.fields(cls)
                 if f.name not in ("parent", "name", "dtype") and f.default is not dataclasses.MISSING}
-    return {"name": name, **defaults, **{k: v for k, v in kwargs.items() if k != "dtype"}}
+    return {"name": name, "mode": model_config.get("mode") or "binary", **defaults,
+            **{k: v for k, v in kwargs.items() if k != "dtype"}}
 
 
 def resume_changes(saved: Mapping, new: Mapping) -> list[str]:

@@ -31,6 +31,7 @@ import ml_collections
 import numpy as np
 
 from jaxseg import losses, metrics, models
+from jaxseg.errors import ConfigError
 from jaxseg.training import checkpoint as ckpt_lib
 from jaxseg.training import parallel
 from jaxseg.training.config_check import check_resumable, validate_config
@@ -141,6 +142,10 @@ def set_up(config: ml_collections.ConfigDict, workdir: str | Path, trials: int |
     from jaxseg.data.augment.device import make_device_augment
 
     source = data.get_source(config, jax.process_index(), jax.process_count())
+    if source.mask_channels != config.model.num_classes:  # before anything compiles
+        raise ConfigError(f"the {config.data.name} data label {source.mask_channels} class channel(s) but "
+                          f"config.model.num_classes={config.model.num_classes}; set num_classes (and "
+                          "config.model.mode) to match the data")
     augment = make_device_augment(source.augment_config, config.seed)
     model = models.get_model(config.model, config.train.dtype)
     loss_fn = models.deep_supervision_loss(losses.build_loss(config.loss))  # identity for one head

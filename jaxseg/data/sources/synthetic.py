@@ -16,7 +16,22 @@ from __future__ import annotations
 
 import numpy as np
 
-TASKS = ("infection", "lung")
+# task -> mask channels: one binary mask, or the classes of a multi-class / multi-label task
+TASKS = {
+    "infection": 1,            # binary: the infection
+    "lung": 1,                 # binary: the lungs
+    "lung_infection": 3,       # multiclass, one-hot: background / lung without infection / infection
+    "lung_and_infection": 2,   # multilabel, overlapping: lung (infection included) / infection
+}
+
+
+def class_masks(task: str, lung: np.ndarray, infection: np.ndarray) -> np.ndarray:
+    """The (H, W, C) mask of ``task`` from the phantom's lung and infection masks (infection ⊂ lung)."""
+    lung, infection = lung.astype(bool), infection.astype(bool)
+    channels = {"infection": [infection], "lung": [lung],
+                "lung_infection": [~lung, lung & ~infection, infection],
+                "lung_and_infection": [lung, infection]}[task]
+    return np.stack(channels, axis=-1).astype(np.float32)
 
 
 def _ellipse(yy, xx, cy, cx, ry, rx, angle=0.0):
@@ -75,18 +90,20 @@ def phantom(size: int, rng: np.random.Generator, infection_prob: float = 0.75):
 
 
 def generate(count: int, size: int, task: str = "infection", seed: int = 0, start: int = 0):
-    """``count`` phantoms as arrays: images (N,H,W,1) float32 in [0,1], masks (N,H,W,1) float32.
+    """``count`` phantoms as arrays: images (N,H,W,1) float32 in [0,1], masks (N,H,W,C) float32 {0,1}
+    with C = ``TASKS[task]`` (``class_masks``).
 
-    Image ``start + i`` is drawn from ``np.random.default_rng([seed, start + i])``.
+    Image ``start + i`` is drawn from ``np.random.default_rng([seed, start + i])``, whatever the task:
+    the tasks label the same phantoms.
     """
     if task not in TASKS:
         raise ValueError(f"unknown synthetic task {task!r}; available: {', '.join(TASKS)}")
     if size < 16:
         raise ValueError(f"synthetic image_size must be at least 16, got {size}")
     images = np.empty((count, size, size, 1), np.float32)
-    masks = np.empty((count, size, size, 1), np.float32)
+    masks = np.empty((count, size, size, TASKS[task]), np.float32)
     for i in range(count):
         img, lung, inf = phantom(size, np.random.default_rng([seed, start + i]))
         images[i, ..., 0] = img
-        masks[i, ..., 0] = inf if task == "infection" else lung
+        masks[i] = class_masks(task, lung, inf)
     return images, masks
