@@ -24,6 +24,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.skip_bad_files = False  # True: leave out unreadable/inconsistent files and list them
     c.data.categories = ml_collections.config_dict.placeholder(tuple)  # COVID-QU-Ex classes (None: per task)
     c.data.channels = 1  # folder datasets: 1 = grayscale, 3 = colour
+    c.data.ignore_index = ml_collections.config_dict.placeholder(int)  # mask value to ignore (e.g. 255)
+    c.data.class_names = ()  # multilabel folder datasets: masks/<name>/ (empty: masks/<index>/)
     # augmentation (jaxseg.data.augment.host), applied to training batches only
     c.data.augment = False
     c.data.flips = "none"  # 'none' | 'horizontal' | 'vertical' | 'both'

@@ -75,10 +75,10 @@ def test_binary_folder_values_and_seeded_split(tmp_path):
 def test_png_and_tiff_pixels_exact_and_resize(tmp_path):
     root = make_folder(str(tmp_path / "ds"))
     pairs = folder.match_pairs(root)
-    img, mask = folder.read_pair(pairs[2][1], pairs[2][2], SIZE, 1, 1)  # case02: TIFF image and mask
+    img, mask, _ = folder.read_pair(pairs[2][1], pairs[2][2], SIZE, 1, 1)  # case02: TIFF image and mask
     np.testing.assert_array_equal(img[..., 0], _pair(2)[0])
     np.testing.assert_array_equal(mask[..., 0], _pair(2)[1])
-    small, small_mask = folder.read_pair(pairs[0][1], pairs[0][2], 16, 3, 1)
+    small, small_mask, _ = folder.read_pair(pairs[0][1], pairs[0][2], 16, 3, 1)
     assert small.shape == (16, 16, 3) and small_mask.shape == (16, 16, 1)
     assert set(np.unique(small_mask)) <= {0, 1}
 
@@ -183,3 +183,73 @@ def test_skip_bad_files_lists_them(tmp_path):
     train, val, skipped = folder.load_arrays(_config(root, val_fraction=0.5, skip_bad_files=True))
     assert len(train["image"]) + len(val["image"]) == 5
     assert len(skipped) == 1 and skipped[0].startswith(target)
+
+
+def _write_pngs(root, stems, images, masks_by_dir):
+    os.makedirs(os.path.join(root, "images"), exist_ok=True)
+    for stem, img in zip(stems, images):
+        Image.fromarray(img).save(os.path.join(root, "images", stem + ".png"))
+    for folder, masks in masks_by_dir.items():
+        os.makedirs(os.path.join(root, folder), exist_ok=True)
+        for stem, m in zip(stems, masks):
+            Image.fromarray(m).save(os.path.join(root, folder, stem + ".png"))
+
+
+def _mode_config(root, mode, num_classes, **data):
+    c = _config(root, val_fraction=0.5, **data)
+    c.model = dict(num_classes=num_classes, mode=mode)
+    return c
+
+
+def test_multiclass_palette_masks_and_the_ignore_label(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = [rng.integers(0, 3, (SIZE, SIZE)).astype(np.uint8) for _ in range(4)]
+    labels[0][:4, :4] = 255  # ignored pixels
+    root = str(tmp_path / "ds")
+    os.makedirs(os.path.join(root, "masks"))
+    _write_pngs(root, [f"c{i}" for i in range(4)], [rng.integers(0, 255, (SIZE, SIZE), np.uint8)] * 4, {})
+    for i, lab in enumerate(labels):  # indexed PNG with a palette: pixel values are the class indices
+        im = Image.fromarray(lab, mode="P")
+        im.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [255, 255, 255] * 253)
+        im.save(os.path.join(root, "masks", f"c{i}.png"))
+    train, val, _ = folder.load_arrays(_mode_config(root, "multiclass", 3, ignore_index=255))
+    masks = np.concatenate([train["mask"], val["mask"]])
+    weights = np.concatenate([train["pixel_weight"], val["pixel_weight"]])
+    assert masks.shape[-1] == 3 and weights.shape[-1] == 1
+    ignored = weights[..., 0] == 0
+    assert ignored.sum() == 16  # exactly the 4x4 block of one image
+    assert (masks[ignored] == 0).all()  # an ignored pixel is no class
+    np.testing.assert_array_equal(masks[~ignored].sum(-1), 1)  # every other pixel exactly one class
+
+
+def test_a_label_beyond_the_classes_names_the_file_and_value(tmp_path):
+    root = str(tmp_path / "ds")
+    lab = np.zeros((SIZE, SIZE), np.uint8)
+    lab[0, 0] = 7
+    _write_pngs(root, ["a", "b"], [np.zeros((SIZE, SIZE), np.uint8)] * 2, {"masks": [lab, lab * 0]})
+    with pytest.raises(DataError, match=r"masks/a\.png: mask has label\(s\) \[7\], but there are only 3 classes"):
+        folder.load_arrays(_mode_config(root, "multiclass", 3))
+
+
+@pytest.mark.parametrize("class_names", [(), ("lung", "infection")])
+def test_multilabel_masks_from_one_folder_per_class(tmp_path, class_names):
+    rng = np.random.default_rng(1)
+    stems = ["a", "b", "c", "d"]
+    lung = [(rng.random((SIZE, SIZE)) < 0.5).astype(np.uint8) * 255 for _ in stems]
+    inf = [m & (rng.random((SIZE, SIZE)) < 0.5).astype(np.uint8) * 255 for m in lung]  # overlaps the lung
+    dirs = [f"masks/{n}" for n in (class_names or ("0", "1"))]
+    root = str(tmp_path / "ds")
+    _write_pngs(root, stems, [np.zeros((SIZE, SIZE), np.uint8)] * 4, dict(zip(dirs, (lung, inf))))
+    train, val, _ = folder.load_arrays(_mode_config(root, "multilabel", 2, class_names=class_names))
+    order = folder.split_stems(root, stems, 0.5, 0)
+    by_stem = dict(zip(order[0] + order[1], np.concatenate([train["mask"], val["mask"]])))
+    for i, stem in enumerate(stems):
+        np.testing.assert_array_equal(by_stem[stem][..., 0], lung[i] // 255)
+        np.testing.assert_array_equal(by_stem[stem][..., 1], inf[i] // 255)
+
+
+def test_multilabel_needs_every_class_folder(tmp_path):
+    root = str(tmp_path / "ds")
+    _write_pngs(root, ["a"], [np.zeros((SIZE, SIZE), np.uint8)], {"masks/0": [np.zeros((SIZE, SIZE), np.uint8)]})
+    with pytest.raises(DataError, match=r"masks/1: missing class folder"):
+        folder.load_arrays(_mode_config(root, "multilabel", 2))

@@ -105,8 +105,14 @@ def decode_image(data: bytes, name: str = "<bytes>", channels: int = 1) -> np.nd
     return np.ascontiguousarray(arr)
 
 
-def labels_from_mask(arr: np.ndarray, name: str, num_classes: int | None = None) -> np.ndarray:
-    """A stored mask array -> ``uint8`` labels; binary ({0,1} or {0,255} -> {0,1}) unless ``num_classes > 2``."""
+def labels_from_mask(arr: np.ndarray, name: str, num_classes: int | None = None,
+                     ignore_index: int | None = None) -> np.ndarray:
+    """A stored mask array -> ``uint8`` labels.
+
+    Binary ({0,1} or {0,255} -> {0,1}) when ``num_classes`` is None or at most 2 and no
+    ``ignore_index`` is given; otherwise class indices 0..C-1, plus ``ignore_index`` where
+    pixels are to be ignored. Any other value is a ``DataError`` naming the file and the values.
+    """
     if arr.ndim == 3:
         ch = arr[..., : min(arr.shape[-1], 3)]
         if not (ch == ch[..., :1]).all():
@@ -116,7 +122,7 @@ def labels_from_mask(arr: np.ndarray, name: str, num_classes: int | None = None)
     if arr.dtype.kind not in "biu":
         raise DataError(name, f"mask has non-integer sample type {arr.dtype}")
     values = np.unique(arr)
-    if num_classes is None or num_classes <= 2:
+    if ignore_index is None and (num_classes is None or num_classes <= 2):
         vals = set(values.tolist())
         if vals <= {0, 1}:
             return arr.astype(np.uint8)
@@ -124,15 +130,18 @@ def labels_from_mask(arr: np.ndarray, name: str, num_classes: int | None = None)
             return (arr == 255).astype(np.uint8)
         bad = sorted(vals - {0, 1, 255})[:8] or sorted(vals)
         raise DataError(name, f"binary mask has values {bad}; expected only 0/1 or 0/255")
-    if values.max() >= num_classes:
-        raise DataError(name, f"mask has label {int(values.max())}, but there are only {num_classes} "
-                              f"classes (0..{num_classes - 1})")
+    c = max(num_classes or 1, 2)
+    bad = sorted(set(values.tolist()) - set(range(c)) - ({ignore_index} if ignore_index is not None else set()))
+    if bad:
+        also = f" or the ignore label {ignore_index}" if ignore_index is not None else ""
+        raise DataError(name, f"mask has label(s) {bad[:8]}, but there are only {c} classes (0..{c - 1}){also}")
     return arr.astype(np.uint8)
 
 
-def decode_mask(data: bytes, name: str = "<bytes>", num_classes: int | None = None) -> np.ndarray:
+def decode_mask(data: bytes, name: str = "<bytes>", num_classes: int | None = None,
+                ignore_index: int | None = None) -> np.ndarray:
     """Mask bytes -> ``uint8`` label map ``(H, W)`` (see :func:`labels_from_mask`)."""
-    return labels_from_mask(_decode_raw(data, name, palette_to_rgb=False), name, num_classes)
+    return labels_from_mask(_decode_raw(data, name, palette_to_rgb=False), name, num_classes, ignore_index)
 
 
 def read_bytes(path: str | os.PathLike) -> bytes:
@@ -147,8 +156,8 @@ def read_image(path: str | os.PathLike, channels: int = 1) -> np.ndarray:
     return decode_image(read_bytes(path), os.fspath(path), channels)
 
 
-def read_mask(path: str | os.PathLike, num_classes: int | None = None) -> np.ndarray:
-    return decode_mask(read_bytes(path), os.fspath(path), num_classes)
+def read_mask(path: str | os.PathLike, num_classes: int | None = None, ignore_index: int | None = None) -> np.ndarray:
+    return decode_mask(read_bytes(path), os.fspath(path), num_classes, ignore_index)
 
 
 def check_same_size(image: np.ndarray, mask: np.ndarray, image_path: str, mask_path: str) -> None:

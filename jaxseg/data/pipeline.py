@@ -50,7 +50,7 @@ def seeded_split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np
 def _as_float(batch, cast, scale):
     """uint8 ``image`` -> float32 / 255 and uint8 ``mask`` -> float32; other entries unchanged."""
     out = dict(batch)
-    for key, factor in (("image", 1.0 / 255.0), ("mask", 1.0)):
+    for key, factor in (("image", 1.0 / 255.0), ("mask", 1.0), ("pixel_weight", 1.0)):
         if key in out and out[key].dtype in (np.uint8, tf.uint8):
             out[key] = scale(cast(out[key]), factor)
     return out

@@ -29,8 +29,8 @@ import math
 
 FLIPS = ("none", "horizontal", "vertical", "both")
 PLACES = ("host", "device")
-SPATIAL_KEYS = ("image", "mask", "dist")
-NEAREST_KEYS = ("mask",)
+SPATIAL_KEYS = ("image", "mask", "dist", "pixel_weight")
+NEAREST_KEYS = ("mask", "pixel_weight")  # pixel_weight fills with 0: pixels from outside are ignored
 NUM_UNIFORMS = 7  # per example: flip x, flip y, angle, centre x, centre y, brightness, contrast
 
 

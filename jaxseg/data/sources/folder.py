@@ -8,9 +8,20 @@ Layout under ``config.data.root``::
 
 * Images are read as grayscale (``config.data.channels = 1``, the default; RGB
   files are converted) or RGB (``channels = 3``), 8- or 16-bit.
-* Masks: for a binary task (``config.model.num_classes`` 1) 0/1 or 0/255, served
-  as one {0,1} channel; for ``num_classes = C > 1`` integer labels 0..C-1
-  (e.g. a palette PNG), served one-hot with C channels.
+* Masks, by ``config.model.mode``:
+  binary (``num_classes`` 1): 0/1 or 0/255, served as one {0,1} channel;
+  multiclass (``num_classes = C``): class indices 0..C-1 (an indexed/palette PNG
+  or a single-channel image of class values), served one-hot with C channels;
+  multilabel: one binary mask per class in sub-folders of ``masks/`` named by the
+  class index or by ``config.data.class_names`` (``masks/0/NAME.png``,
+  ``masks/1/NAME.png``, … or ``masks/lung/NAME.png``, …), served as C
+  overlapping {0,1} channels. A value that is no class stops with a
+  ``DataError`` naming the file and the value.
+* ``config.data.ignore_index`` (e.g. 255, the nnU-Net/smp convention): masks are
+  then read as class indices, and pixels holding that value are served with
+  ``pixel_weight`` 0 (and an all-zero mask row): they count in no loss and no
+  metric; augmentation fills pixels rotated in from outside the image with
+  weight 0 as well (ignored, not background).
 * Every pair is resized to ``config.data.image_size`` (bilinear image,
   nearest mask) when it is not already that size.
 * Splits: ``splits/val.txt`` (and optionally ``splits/train.txt``; otherwise the
@@ -57,33 +68,66 @@ def index_folder(folder: str) -> dict[str, str]:
     return stems
 
 
-def match_pairs(root: str) -> list[tuple[str, str, str]]:
-    """Sorted (stem, image path, mask path); every image needs a mask and every mask an image."""
-    image_dir, mask_dir = os.path.join(root, "images"), os.path.join(root, "masks")
+def class_folders(root: str, num_classes: int, class_names=()) -> list[str]:
+    """The multilabel mask folders ``masks/<name or index>/``, one per class, checked to exist."""
+    names = list(class_names) if class_names else [str(k) for k in range(num_classes)]
+    if len(names) != num_classes:
+        raise DataError(os.path.join(root, "masks"), f"config.data.class_names has {len(names)} names for "
+                                                     f"config.model.num_classes={num_classes}")
+    folders = [os.path.join(root, "masks", n) for n in names]
+    for folder in folders:
+        if not os.path.isdir(folder):
+            raise DataError(folder, "missing class folder: a multilabel folder dataset has one folder of "
+                                    "binary masks per class under masks/ (named by index or class_names)")
+    return folders
+
+
+def match_pairs(root: str, mask_dirs: list[str] | None = None) -> list[tuple[str, str, list[str]]]:
+    """Sorted (stem, image path, mask paths): one mask per image (or one per class folder), and back."""
+    image_dir = os.path.join(root, "images")
+    mask_dirs = mask_dirs or [os.path.join(root, "masks")]
     if not os.path.isdir(root):
         raise DataError(root or "<config.data.root is empty>", "dataset folder not found; set "
                         "--config.data.root to a folder with images/ and masks/")
-    images, masks = index_folder(image_dir), index_folder(mask_dir)
-    for stem in sorted(set(images) - set(masks)):
-        raise DataError(os.path.join(image_dir, images[stem]), f"image has no mask in {mask_dir}")
-    for stem in sorted(set(masks) - set(images)):
-        raise DataError(os.path.join(mask_dir, masks[stem]), f"mask has no image in {image_dir}")
-    return [(s, os.path.join(image_dir, images[s]), os.path.join(mask_dir, masks[s])) for s in sorted(images)]
+    images = index_folder(image_dir)
+    masks = [index_folder(d) for d in mask_dirs]
+    for mask_dir, found in zip(mask_dirs, masks):
+        for stem in sorted(set(images) - set(found)):
+            raise DataError(os.path.join(image_dir, images[stem]), f"image has no mask in {mask_dir}")
+        for stem in sorted(set(found) - set(images)):
+            raise DataError(os.path.join(mask_dir, found[stem]), f"mask has no image in {image_dir}")
+    return [(s, os.path.join(image_dir, images[s]), [os.path.join(d, m[s]) for d, m in zip(mask_dirs, masks)])
+            for s in sorted(images)]
 
 
-def read_pair(image_path: str, mask_path: str, size: int, channels: int, num_classes: int):
-    """One checked pair at ``size``: image (size, size, channels) uint8, mask (size, size, C) uint8."""
+def read_pair(image_path: str, mask_paths: list[str] | str, size: int, channels: int, num_classes: int,
+              mode: str = "binary", ignore_index: int | None = None):
+    """One checked pair at ``size``: image (size, size, channels) uint8, mask (size, size, C) uint8 and, with
+    ``ignore_index``, pixel_weight (size, size, 1) uint8 (0 = ignored) — else None."""
+    mask_paths = [mask_paths] if isinstance(mask_paths, str) else mask_paths
     image = io.read_image(image_path, channels)
-    mask = io.read_mask(mask_path, num_classes if num_classes > 1 else None)
-    io.check_same_size(image, mask, image_path, mask_path)
-    image, mask = io.resize(image, size, nearest=False), io.resize(mask, size, nearest=True)
+    if mode == "multilabel":
+        labels = [io.read_mask(m, None, ignore_index) for m in mask_paths]
+    else:
+        labels = [io.read_mask(mask_paths[0], num_classes if num_classes > 1 else None, ignore_index)]
+    for m, lab in zip(mask_paths, labels):
+        io.check_same_size(image, lab, image_path, m)
+    image = io.resize(image, size, nearest=False)
+    labels = [io.resize(lab, size, nearest=True) for lab in labels]
     if image.ndim == 2:
         image = image[..., None]
-    if num_classes > 1:
-        mask = (mask[..., None] == np.arange(num_classes, dtype=np.uint8)).astype(np.uint8)
+    weight = None
+    if ignore_index is not None:
+        keep = np.all([lab != ignore_index for lab in labels], axis=0)
+        weight = keep[..., None].astype(np.uint8)
+        labels = [np.where(keep, lab, 0).astype(np.uint8) for lab in labels]
+    if mode == "multiclass" or (mode != "multilabel" and num_classes > 1):
+        mask = (labels[0][..., None] == np.arange(num_classes, dtype=np.uint8)).astype(np.uint8)
     else:
-        mask = mask[..., None]
-    return image, mask
+        mask = np.stack(labels, axis=-1).astype(np.uint8)
+    if weight is not None:
+        mask = mask * weight  # an ignored pixel is no class at all
+    return image, mask, weight
 
 
 def read_split_list(path: str, stems: list[str]) -> list[str]:
@@ -120,11 +164,12 @@ def split_stems(root: str, stems: list[str], val_fraction: float | None, seed: i
 
 
 def read_pairs(pairs, size: int, channels: int, num_classes: int, skip_bad_files: bool = False,
-               workers: int = 4):
-    """Decodes pairs in a thread pool (order kept): ({'image', 'mask'} uint8 arrays, skipped messages)."""
+               workers: int = 4, mode: str = "binary", ignore_index: int | None = None):
+    """Decodes pairs in a thread pool (order kept): ({'image', 'mask'[, 'pixel_weight']} uint8 arrays,
+    skipped messages)."""
     def one(pair):
         try:
-            return read_pair(pair[1], pair[2], size, channels, num_classes)
+            return read_pair(pair[1], pair[2], size, channels, num_classes, mode, ignore_index)
         except DataError as e:
             if not skip_bad_files:
                 raise
@@ -138,18 +183,22 @@ def read_pairs(pairs, size: int, channels: int, num_classes: int, skip_bad_files
         log.warning("skipped bad file: %s", message)
     if not kept:
         raise DataError(os.path.dirname(pairs[0][1]) if pairs else "<no pairs>", "no readable image/mask pairs")
-    return {"image": np.stack([k[0] for k in kept]), "mask": np.stack([k[1] for k in kept])}, skipped
+    arrays = {"image": np.stack([k[0] for k in kept]), "mask": np.stack([k[1] for k in kept])}
+    if ignore_index is not None:
+        arrays["pixel_weight"] = np.stack([k[2] for k in kept])
+    return arrays, skipped
 
 
 def load_arrays(config) -> tuple[dict, dict, list[str]]:
     """(train arrays, val arrays, skipped files) for the folder dataset that ``config.data`` describes."""
-    d = config.data
-    pairs = match_pairs(d.root)
+    d, model = config.data, config.get("model", {})
+    num_classes, mode = model.get("num_classes", 1), model.get("mode") or "binary"
+    mask_dirs = class_folders(d.root, num_classes, d.get("class_names") or ()) if mode == "multilabel" else None
+    pairs = match_pairs(d.root, mask_dirs)
     train_stems, val_stems = split_stems(d.root, [p[0] for p in pairs], d.val_fraction, d.get("seed", 0))
     by_stem = {p[0]: p for p in pairs}
-    kw = dict(size=d.image_size, channels=d.get("channels", 1),
-              num_classes=config.get("model", {}).get("num_classes", 1),
-              skip_bad_files=d.get("skip_bad_files", False))
+    kw = dict(size=d.image_size, channels=d.get("channels", 1), num_classes=num_classes,
+              skip_bad_files=d.get("skip_bad_files", False), mode=mode, ignore_index=d.get("ignore_index"))
     train, skipped_train = read_pairs([by_stem[s] for s in train_stems], **kw)
     val, skipped_val = read_pairs([by_stem[s] for s in val_stems], **kw)
     return train, val, skipped_train + skipped_val
