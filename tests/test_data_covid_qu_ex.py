@@ -327,3 +327,24 @@ def test_an_interrupted_build_is_not_taken_as_complete(tmp_path, monkeypatch, ca
     assert "the earlier build here did not finish" in capsys.readouterr().err
     assert os.path.exists(os.path.join(again.data_dir, "source.json"))
     assert len(covid_qu_ex.load_split(again, "test")["image"]) == 1
+
+
+@pytest.mark.parametrize("task, mode, channels", [("lung_infection", "multiclass", 3),
+                                                  ("lung_and_infection", "multilabel", 2)])
+def test_class_tasks_compose_the_infection_builds_masks(tree, tmp_path, task, mode, channels):
+    import ml_collections
+
+    from jaxseg.data import get_source, tasks
+
+    c = _config(tree, str(tmp_path), task=task)
+    c.model = ml_collections.ConfigDict(dict(num_classes=channels, mode=mode))
+    source = get_source(c)
+    assert source.mask_channels == channels
+    # the same pixels as the infection build's two masks, composed by jaxseg.data.tasks
+    built = covid_qu_ex.prepare(tree, "infection", covid_qu_ex.cache_dir(c.data))
+    val = covid_qu_ex.load_split(built, "validation", c.data.image_size, ("COVID-19",))
+    expected = tasks.class_masks(task, val["lung_mask"][..., 0], val["mask"][..., 0])
+    got = np.concatenate([b["mask"][b["valid"]] for b in source.eval_batches()])
+    np.testing.assert_array_equal(got, expected)
+    if mode == "multiclass":
+        np.testing.assert_array_equal(got.sum(-1), 1)

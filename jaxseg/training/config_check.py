@@ -102,7 +102,7 @@ def _mode_problems(config) -> list[str]:
     if mode == "multiclass" and c < 2:
         out.append(f"config.model.mode='multiclass' needs num_classes >= 2 (background included); got {c}")
     task = config.data.get("task")
-    if config.data.get("name") == "synthetic" and task in SYNTHETIC_TASKS and SYNTHETIC_TASKS[task] != c:
+    if config.data.get("name") in ("synthetic", "covid_qu_ex") and task in SYNTHETIC_TASKS and SYNTHETIC_TASKS[task] != c:
         out.append(f"config.data.task={task!r} has {SYNTHETIC_TASKS[task]} class channel(s) but "
                    f"config.model.num_classes={c}")
     return out

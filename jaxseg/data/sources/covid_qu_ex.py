@@ -14,6 +14,10 @@ and point ``config.data.root`` at the folder that holds (as distributed)::
   infection mask and, as the extra feature ``lung_mask``, its lung mask. The
   thesis's infection task is the 2,913 COVID-19 images (``categories``).
 * ``lung``: all 33,920 images of "Lung Segmentation Data" with lung masks.
+* ``lung_infection`` (multiclass: background / lung / infection) and
+  ``lung_and_infection`` (multilabel: lung, infection overlapping), composed at
+  load time from the ``infection`` build's two masks (``jaxseg.data.tasks``): the
+  same prepared cache, the same default categories (COVID-19).
 
 Each example holds ``image`` (uint8, 1 channel: files stored as RGB are
 converted to grayscale), ``mask`` (and ``lung_mask``) as {0,1} (stored 0/255),
@@ -48,7 +52,7 @@ import sys
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxseg.data import cache, io
+from jaxseg.data import cache, io, tasks
 from jaxseg.errors import DataError
 
 CATEGORIES = ("COVID-19", "Non-COVID", "Normal")
@@ -182,7 +186,7 @@ def prepare(root: str, task: str, data_dir: str, skip_bad_files: bool = False) -
     if not os.path.isdir(root):
         raise DataError(root or "<config.data.root is empty>", DOWNLOAD_HELP)
     if task not in TASK_FOLDERS:
-        raise ValueError(f"unknown COVID-QU-Ex task {task!r}; available: {', '.join(TASK_FOLDERS)}")
+        raise ValueError(f"unknown COVID-QU-Ex build {task!r}; available: {', '.join(TASK_FOLDERS)}")
     record = cache_record(root, task, skip_bad_files)  # also the helpful error when the task folder is absent
     home = os.path.join(data_dir, f"covid_qu_ex-{cache.digest(record)}")
     builder = CovidQuEx(data_dir=home, config=task, skip_bad_files=skip_bad_files)
@@ -259,8 +263,9 @@ def load(config, process_index: int = 0, process_count: int = 1):
 
     d = config.data
     task = d.task
-    builder = prepare(d.root, task, cache_dir(d), d.get("skip_bad_files", False))
-    categories = tuple(d.get("categories", None) or (("COVID-19",) if task == "infection" else CATEGORIES))
+    built = "lung" if task == "lung" else "infection"  # the class tasks come from the infection build's masks
+    builder = prepare(d.root, built, cache_dir(d), d.get("skip_bad_files", False))
+    categories = tuple(d.get("categories", None) or (("COVID-19",) if built == "infection" else CATEGORIES))
     size = d.image_size
 
     def get(split):
@@ -272,7 +277,11 @@ def load(config, process_index: int = 0, process_count: int = 1):
         pooled = [get(s) for s in SPLITS]
         arrays = {k: np.concatenate([p[k] for p in pooled]) for k in pooled[0]}
         train, val = split_arrays(arrays, d.val_fraction, d.get("seed", 0))
-    pick = lambda a: {"image": a["image"], "mask": a["mask"]}  # noqa: E731
+    def pick(a):
+        if task in ("infection", "lung"):
+            return {"image": a["image"], "mask": a["mask"]}
+        return {"image": a["image"], "mask": tasks.class_masks(task, a["lung_mask"][..., 0], a["mask"][..., 0])}
+
     return source_from_arrays(pick(train), pick(val), config, process_index, process_count)
 
 

@@ -16,22 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-# task -> mask channels: one binary mask, or the classes of a multi-class / multi-label task
-TASKS = {
-    "infection": 1,            # binary: the infection
-    "lung": 1,                 # binary: the lungs
-    "lung_infection": 3,       # multiclass, one-hot: background / lung without infection / infection
-    "lung_and_infection": 2,   # multilabel, overlapping: lung (infection included) / infection
-}
+from jaxseg.data.tasks import CLASSES, class_masks
 
-
-def class_masks(task: str, lung: np.ndarray, infection: np.ndarray) -> np.ndarray:
-    """The (H, W, C) mask of ``task`` from the phantom's lung and infection masks (infection ⊂ lung)."""
-    lung, infection = lung.astype(bool), infection.astype(bool)
-    channels = {"infection": [infection], "lung": [lung],
-                "lung_infection": [~lung, lung & ~infection, infection],
-                "lung_and_infection": [lung, infection]}[task]
-    return np.stack(channels, axis=-1).astype(np.float32)
+TASKS = CLASSES  # task -> mask channels (jaxseg.data.tasks)
 
 
 def _ellipse(yy, xx, cy, cx, ry, rx, angle=0.0):
