@@ -75,11 +75,12 @@ def test_streaming_with_padding_equals_one_shot(c, specs):
     for k in one:
         np.testing.assert_allclose(streamed[k], one[k], rtol=1e-5, err_msg=k)
     assert all(np.isfinite(v) for v in one.values())
-    # values are the library functions' values
+    # values are the library functions' values, on the masks of the one prediction rule
+    # (C = 2 defaults to multiclass mode: the argmax, not probs > 0.4)
     dice_ref = metrics.dice_score(*(v.sum(0) for v in metrics.confusion_counts(probs, labels, 0.4)))
     np.testing.assert_allclose(one["dice(average=none)/0"], np.asarray(dice_ref)[0], rtol=1e-6)
     hd95 = jax.jit(lambda p, y: surface.hausdorff95(p, y, on="boundary"))
-    hd = hd95(probs > 0.4, labels > 0.5)
+    hd = hd95(metrics.predict_masks(probs, None, 0.4), labels > 0.5)
     np.testing.assert_allclose(one["hausdorff95(on=boundary)"], np.asarray(hd).mean(), rtol=1e-5)
     per_class_keys = [k for k in one if k.startswith("hausdorff(")]
     assert per_class_keys == (["hausdorff(average=none,include_background=False)/1"] if c == 2

@@ -25,7 +25,7 @@ def _data(c=1):
 def test_counts_match_numpy_and_respect_valid():
     p, y = _data(c=2)
     valid = np.array([True, True, False, True, False])
-    got = np.stack([np.asarray(v) for v in confusion.confusion_counts(p, y, 0.3, valid)], -1)
+    got = np.stack([np.asarray(v) for v in confusion.confusion_counts(p, y, 0.3, valid, "multilabel")], -1)
     pred, lab = p > 0.3, y > 0.5
     ref = np.stack([(pred & lab).sum((1, 2)), (pred & ~lab).sum((1, 2)),
                     (~pred & lab).sum((1, 2)), (~pred & ~lab).sum((1, 2))], -1) * valid[:, None, None]
@@ -60,11 +60,14 @@ def test_specificity_full_label_rule():
 
 def test_macro_micro_none():
     p, y = _data(c=3)
-    counts = np.stack([np.asarray(v) for v in confusion.confusion_counts(p, y)], -1).sum(0)  # (C, 4)
+    counts = np.stack([np.asarray(v) for v in confusion.confusion_counts(p, y, mode="multilabel")],
+                      -1).sum(0)  # (C, 4)
     per = FORMULAS["dice"](*counts.T.astype(np.float64))
     micro = FORMULAS["dice"](*counts.sum(0).astype(np.float64))
-    for avg, ref in (("none", per), ("macro", per.mean()), ("micro", micro)):
+    support = counts[:, 0] + counts[:, 2]
+    weighted = np.sum(per * support) / support.sum()
+    for avg, ref in (("none", per), ("macro", per.mean()), ("micro", micro), ("weighted", weighted)):
         got = np.asarray(confusion.average_scores(confusion.dice_score, counts, avg))
         chex.assert_trees_all_close(got, np.asarray(ref, np.float32), rtol=1e-6)
     with pytest.raises(ValueError, match="average"):
-        confusion.average_scores(confusion.dice_score, counts, "weighted")
+        confusion.average_scores(confusion.dice_score, counts, "bogus")

@@ -152,7 +152,8 @@ class ConfusionTest(ShapeAssertions):
     def test_counts_match_numpy(self):
         p, y = _scores()
         valid = np.array([True, False, True])
-        got = self.variant(functools.partial(confusion.confusion_counts, threshold=0.4))(p, y, valid=valid)
+        got = self.variant(functools.partial(confusion.confusion_counts, threshold=0.4, mode="multilabel"))(
+            p, y, valid=valid)
         for g, r in zip(got, _np_counts(p, y, 0.4)):
             self.assertEqual(g.shape, (N, C))
             np.testing.assert_array_equal(np.asarray(g), r * valid[:, None])
@@ -233,7 +234,7 @@ class CollectionTest(ShapeAssertions):
 
     @chex.variants(with_jit=True, without_jit=True)
     def test_update_checks_shapes(self):
-        col = metrics.MetricCollection(["dice", "hausdorff"], num_classes=C)
+        col = metrics.MetricCollection(["dice", "hausdorff"], num_classes=C, mode="multilabel")  # multi-hot masks
         update = self.variant(col.update)
         pred, lab = _masks()
         p, y = pred.astype(np.float32), lab.astype(np.float32)

@@ -39,7 +39,8 @@ class Ensemble:
         self.members = list(members)
         self.name = name
         for attr, what in (("size", "image size (config.data.image_size)"),
-                           ("channels", "input channels"), ("num_classes", "classes (config.model.num_classes)")):
+                           ("channels", "input channels"), ("num_classes", "classes (config.model.num_classes)"),
+                           ("mode", "mode (config.model.mode)")):
             values = {getattr(m, attr) for m in self.members}
             if len(values) > 1:
                 listing = ", ".join(f"{m.workdir}: {getattr(m, attr)}" for m in self.members)
@@ -50,7 +51,7 @@ class Ensemble:
             raise JaxsegError(f"{name}: the members' thresholds (config.eval.threshold) differ "
                               f"({sorted(thresholds)}); pass --threshold")
         first = self.members[0]
-        self.size, self.channels, self.num_classes = first.size, first.channels, first.num_classes
+        self.size, self.channels, self.num_classes, self.mode = first.size, first.channels, first.num_classes, first.mode
         self.threshold = float(first.threshold if threshold is None else threshold)
         self.config = first.config
 

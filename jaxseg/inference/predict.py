@@ -74,9 +74,9 @@ def restore_state(root: Path, which: str = "best") -> tuple[dict, int, Path]:
     return ckpt_lib.read_state(ckpt_lib.open_read_only(mngr_dir), step), step, mngr_dir
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _apply(model, variables, x):
-    return probabilities(model.apply(variables, x, train=False))
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _apply(model, variables, x, mode):
+    return probabilities(model.apply(variables, x, train=False), mode=mode)
 
 
 @functools.lru_cache(maxsize=32)
@@ -117,6 +117,7 @@ class Predictor:
         self.model = models.get_model(dict(self.config["model"]), self.config.get("train", {}).get("dtype", "float32"))
         self.size = int(self.config["data"]["image_size"])
         self.num_classes = int(self.config["model"].get("num_classes", 1) or 1)
+        self.mode = models.output_mode(self.config["model"])
         self.threshold = float(self.config.get("eval", {}).get("threshold", 0.5))
         self.channels = self._channels(input_channels(self.config))
 
@@ -135,7 +136,7 @@ class Predictor:
         return f"{self.workdir} ({self.checkpoint_dir.name} checkpoint, step {self.step})"
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return np.asarray(_apply(self.model, self.variables, jnp.asarray(batch, jnp.float32)))
+        return np.asarray(_apply(self.model, self.variables, jnp.asarray(batch, jnp.float32), self.mode))
 
 
 def _resize(x: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -204,35 +205,71 @@ def predict_image(predictor, image: np.ndarray, mode: str = "resize", overlap: f
     return (acc / weight)[:h, :w]
 
 
-def labels_of(probs: np.ndarray, threshold: float) -> np.ndarray:
-    """uint8 labels (H, W): binary probability > threshold (0/1), multi-class argmax."""
-    if probs.shape[-1] == 1:
-        return (probs[..., 0] > threshold).astype(np.uint8)
-    return probs.argmax(-1).astype(np.uint8)
+def labels_of(probs: np.ndarray, threshold: float, mode: str = "binary") -> np.ndarray:
+    """The predicted labels, by the one rule of training's evaluation (``jaxseg.metrics.predict_masks``):
+    binary, probability > threshold as (H, W) uint8 0/1; multiclass, the argmax class index (H, W) uint8;
+    multilabel, probability > threshold per class as (H, W, C) uint8 0/1."""
+    if mode == "multiclass":
+        return probs.argmax(-1).astype(np.uint8)
+    labels = (probs > threshold).astype(np.uint8)
+    return labels[..., 0] if mode == "binary" else labels
+
+
+def class_palette(num_classes: int) -> list[int]:
+    """A flat RGB palette for an indexed PNG: class 0 black, then well-separated hues."""
+    import colorsys
+
+    colours = [(0, 0, 0)] + [tuple(round(255 * v) for v in colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.85, 1.0))
+                             for i in range(max(num_classes - 1, 0))]
+    return [v for rgb in colours for v in rgb] + [0] * (768 - 3 * len(colours))
+
+
+def _probability_png(path: Path, p: np.ndarray) -> Path:
+    from PIL import Image
+
+    Image.fromarray(np.round(p * 65535).astype(np.uint16)).save(path)
+    return path
 
 
 def write_outputs(out_dir: Path, stem: str, image: np.ndarray, probs: np.ndarray, threshold: float,
-                  prob_format: str = "auto") -> list[Path]:
-    """``stem_prob.png|npy``, ``stem_mask.png`` and ``stem_overlay.png``; returns their paths."""
+                  prob_format: str = "auto", mode: str = "binary") -> list[Path]:
+    """The files of one prediction; returns their paths.
+
+    binary      ``stem_prob.png`` (16-bit probability), ``stem_mask.png`` (0/255)
+    multiclass  ``stem_prob_<c>.png`` per class, ``stem_mask.png`` (indexed PNG: pixel = class index,
+                with a palette so viewers show colours)
+    multilabel  ``stem_prob_<c>.png`` and ``stem_mask_<c>.png`` (0/255) per class
+    and ``stem_overlay.png`` (the image, the predicted foreground tinted red). ``prob_format='npy'``
+    writes the probabilities as one float32 ``stem_prob.npy`` (H, W, C) instead of PNGs.
+    """
     from PIL import Image
 
-    written = []
+    c = probs.shape[-1]
     if prob_format == "npy":
         np.save(out_dir / f"{stem}_prob.npy", probs.astype(np.float32))
-        written.append(out_dir / f"{stem}_prob.npy")
-    elif probs.shape[-1] == 1:
-        Image.fromarray(np.round(probs[..., 0] * 65535).astype(np.uint16)).save(out_dir / f"{stem}_prob.png")
-        written.append(out_dir / f"{stem}_prob.png")
+        written = [out_dir / f"{stem}_prob.npy"]
+    elif c == 1:
+        written = [_probability_png(out_dir / f"{stem}_prob.png", probs[..., 0])]
     else:
-        np.save(out_dir / f"{stem}_prob.npy", probs.astype(np.float16))
-        written.append(out_dir / f"{stem}_prob.npy")
-    labels = labels_of(probs, threshold)
-    Image.fromarray(labels * 255 if probs.shape[-1] == 1 else labels).save(out_dir / f"{stem}_mask.png")
-    mask = labels > 0
+        written = [_probability_png(out_dir / f"{stem}_prob_{k}.png", probs[..., k]) for k in range(c)]
+    labels = labels_of(probs, threshold, mode)
+    if mode == "multilabel":
+        for k in range(c):
+            Image.fromarray(labels[..., k] * 255).save(out_dir / f"{stem}_mask_{k}.png")
+            written.append(out_dir / f"{stem}_mask_{k}.png")
+        foreground = labels.any(-1)
+    else:
+        mask = Image.fromarray(labels * 255 if mode == "binary" else labels)
+        if mode == "multiclass":
+            mask = mask.convert("P")
+            mask.putpalette(class_palette(c))
+        mask.save(out_dir / f"{stem}_mask.png")
+        written.append(out_dir / f"{stem}_mask.png")
+        foreground = labels > 0
     rgb = image[..., :3].copy() if image.shape[-1] >= 3 else np.repeat(image.mean(-1, keepdims=True), 3, -1)
-    rgb[mask] = 0.6 * rgb[mask] + 0.4 * np.array([1.0, 0.0, 0.0])
+    rgb[foreground] = 0.6 * rgb[foreground] + 0.4 * np.array([1.0, 0.0, 0.0])
     Image.fromarray(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)).save(out_dir / f"{stem}_overlay.png")
-    return written + [out_dir / f"{stem}_mask.png", out_dir / f"{stem}_overlay.png"]
+    return written + [out_dir / f"{stem}_overlay.png"]
 
 
 @dataclasses.dataclass
@@ -292,7 +329,7 @@ def predict_files(workdir: str, inputs: list[str], output: str, mode: str = "res
             result.failures.append((str(path), str(e)))
             continue
         probs = predict_image(model, image, mode, overlap, tta, batch_size)
-        outs = write_outputs(out_dir, name, image, probs, model.threshold, prob_format)
+        outs = write_outputs(out_dir, name, image, probs, model.threshold, prob_format, model.mode)
         result.written.append(Written(str(path), name, [str(o) for o in outs]))
     return result
 

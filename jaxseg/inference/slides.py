@@ -19,7 +19,7 @@ The model saw level-0 pixels in training (patches read at level 0, scaled
 3. Output at downsample D (``--downsample``, default 1 = level 0): output
    pixel (i, j) holds the label of the mean probability over level-0 pixels
    [iD, (i+1)D) × [jD, (j+1)D) — binary: probability > threshold (0/1);
-   multi-class: argmax (class indices).
+   multiclass: argmax (class indices); multilabel: class k sets bit k (C ≤ 8).
 
 The labels are written as ``NAME_mask_ds<D>.tif``: uint8, tiled 256², zlib,
 streamed tile by tile (memory stays bounded at any size), with a JSON
@@ -123,7 +123,9 @@ class _SlideJob:
                 if tissue_fraction(self.tissue, self.tds, bx, by, bx1, by1) < self.cfg.min_tissue_fraction:
                     continue
                 self.tissue_blocks += 1
-                labels = labels_of(self.predict_block(bx, by, bx1, by1), self.model.threshold)
+                labels = labels_of(self.predict_block(bx, by, bx1, by1), self.model.threshold, self.model.mode)
+                if labels.ndim == 3:  # multilabel: class k sets bit k of the label
+                    labels = (labels.astype(np.uint8) << np.arange(labels.shape[-1], dtype=np.uint8)).sum(-1)
                 oy, ox = (by - y0) // self.d, (bx - x0) // self.d
                 out[oy:oy + labels.shape[0], ox:ox + labels.shape[1]] = labels
                 self.positive += int((labels > 0).sum())

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from jaxseg.losses.regional import probabilities
+from jaxseg.losses.regional import activation, check_pixel_weight, probabilities, safe_divide
 from jaxseg.losses.registry import LOSSES
 from jaxseg.ops.edt import euclidean_distance_transform
 from jaxseg.ops.shapes import check_nhwc
@@ -51,31 +51,47 @@ def signed_distance_map(mask, spacing=(1.0, 1.0)):
     return jnp.moveaxis(d, -3, -1)
 
 
-def boundary_loss(probs, dist, clamp: float | None = None, rescale: float = 1.0):
+def boundary_loss(probs, dist, clamp: float | None = None, rescale: float = 1.0, pixel_weight=None):
     """mean(ŝ · clip(D, −clamp, clamp) / rescale) (Kervadec et al. 2019, eq. (5); thesis §5.2.2).
 
-    ``probs``, ``dist``: the same shape (N, H, W, C).
+    ``probs``, ``dist``: the same shape (N, H, W, C). ``pixel_weight`` m (N, H, W, 1)
+    or None: Σ m·ŝ·D̃ / (C·Σ m), the mean over the non-ignored pixels (0 if none).
     """
     check_nhwc("boundary_loss", probs=probs, dist=dist)
+    check_pixel_weight("boundary_loss", pixel_weight, probs)
     d = dist.astype(jnp.float32)
     if clamp is not None:
         d = jnp.clip(d, -clamp, clamp)
-    return jnp.mean(probs.astype(jnp.float32) * d) / rescale
+    if pixel_weight is None:
+        return jnp.mean(probs.astype(jnp.float32) * d) / rescale
+    m = pixel_weight.astype(jnp.float32)
+    return safe_divide(jnp.sum(m * probs.astype(jnp.float32) * d), jnp.sum(m) * d.shape[-1]) / rescale
 
 
 @LOSSES.register("boundary")
 def boundary(logits, labels, dist=None, clamp: float | None = None, rescale: float = 1.0,
-             from_logits: bool = True, include_background: bool = False):
+             from_logits: bool = True, include_background: bool | None = None, mode: str | None = None,
+             pixel_weight=None):
     """Boundary loss of NHWC logits: ``boundary_loss(probs, D)`` with D from ``labels`` unless given.
 
-    C=1: the sigmoid foreground. C>1: softmax classes, channel 0 (background)
-    left out unless ``include_background`` (Kervadec use the foreground classes).
+    Probabilities per ``mode`` (``jaxseg.losses.regional``): C=1 the sigmoid
+    foreground; softmax classes (C>1, 'multiclass'); independent sigmoids
+    ('multilabel'). ``include_background``: None (default) leaves channel 0 out of
+    softmax classes (Kervadec use the foreground classes) and keeps every
+    multilabel channel; True keeps it, False drops channel 0 whenever C>1.
     ``logits``, ``labels`` and ``dist`` (when given): the same shape (N, H, W, C).
+    ``pixel_weight`` (N, H, W, 1), 0 = ignored: the mean is over the other pixels,
+    and D computed here treats ignored pixels as background (m·y), so their
+    labels change nothing; a ``dist`` given is used as it is.
     """
     check_nhwc("boundary", logits=logits, labels=labels, dist=dist)
-    probs = probabilities(logits, from_logits)
+    check_pixel_weight("boundary", pixel_weight, logits)
+    act = activation("boundary", mode, logits.shape[-1])
+    probs = probabilities(logits, from_logits, mode)
     if dist is None:
-        dist = signed_distance_map(labels)
+        dist = signed_distance_map(labels if pixel_weight is None else labels * pixel_weight)
+    if include_background is None:
+        include_background = act == "sigmoid"
     if probs.shape[-1] > 1 and not include_background:
         probs, dist = probs[..., 1:], dist[..., 1:]
-    return boundary_loss(probs, dist, clamp, rescale)
+    return boundary_loss(probs, dist, clamp, rescale, pixel_weight)

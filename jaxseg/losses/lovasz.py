@@ -45,7 +45,7 @@ from jax import lax
 from jaxseg.ops.radix_argsort import radix_argsort
 from jaxseg.ops.shapes import check_same_shape, shape_error
 
-__all__ = ["lovasz_grad", "lovasz_hinge", "lovasz_softmax"]
+__all__ = ["lovasz_grad", "lovasz_hinge", "lovasz_softmax", "lovasz_classes"]
 
 
 def lovasz_grad(gt_sorted, alpha: float = 1.0, beta: float = 1.0, weights=None):
@@ -92,7 +92,7 @@ def _lovasz_rows(errors, gt, weights, alpha: float, beta: float):
 
 
 def lovasz_hinge(logits, labels, per_image: bool = True, ignore: int | None = None,
-                 alpha: float = 1.0, beta: float = 1.0):
+                 alpha: float = 1.0, beta: float = 1.0, weights=None):
     """Lovász hinge loss for binary segmentation (Berman et al. 2018, eq. (10)).
 
     ``loss = f_J(relu(1 − z·s))`` with s = 2y − 1 the label signs, f_J the Lovász
@@ -104,27 +104,32 @@ def lovasz_hinge(logits, labels, per_image: bool = True, ignore: int | None = No
       per_image: average the loss over images (True) or pool every pixel of
         the batch into one set (False).
       alpha, beta: Tversky weights of FN / FP; 1, 1 is Berman's Jaccard loss.
+      weights: None or the same shape as ``labels``, {0,1}: pixels of weight 0 are
+        left out (no error, not counted in FN/FP), as ``ignore``.
 
     An image without foreground gives the largest positive error (finite); a
-    batch where every pixel is ignored gives 0. Different shapes raise ``ValueError``.
+    batch where every pixel is ignored gives 0 (so does an image, counted in the
+    mean over images). Different shapes raise ``ValueError``.
     """
-    shape = check_same_shape("lovasz_hinge", "(N, H, W)", logits=logits, labels=labels)
+    shape = check_same_shape("lovasz_hinge", "(N, H, W)", logits=logits, labels=labels, weights=weights)
     if len(shape) < 1:
         raise shape_error("lovasz_hinge", "must have a batch axis: (N, H, W)", logits=logits, labels=labels)
     z = logits.astype(jnp.float32)
     y = labels.astype(jnp.float32)
     rows = z.shape[0] if per_image else 1
     z, y = z.reshape(rows, -1), y.reshape(rows, -1)
-    weights = None
+    if weights is not None:
+        weights = weights.astype(jnp.float32).reshape(rows, -1)
     if ignore is not None:
-        weights = (y != ignore).astype(jnp.float32)
-        y = y * weights
+        keep = (y != ignore).astype(jnp.float32)
+        weights = keep if weights is None else weights * keep
+        y = y * keep
     errors = 1.0 - z * (2.0 * y - 1.0)
     return jnp.mean(_lovasz_rows(errors, y, weights, alpha, beta))
 
 
 def lovasz_softmax(probs, labels, classes: str | Sequence[int] = "present", per_image: bool = False,
-                   ignore: int | None = None, alpha: float = 1.0, beta: float = 1.0):
+                   ignore: int | None = None, alpha: float = 1.0, beta: float = 1.0, weights=None):
     """Lovász-softmax loss (Berman et al. 2018, eq. (12)): mean over classes c of f_J(|y_c − p_c|).
 
     Args:
@@ -136,12 +141,16 @@ def lovasz_softmax(probs, labels, classes: str | Sequence[int] = "present", per_
       per_image: loss per image, then the mean over images.
       ignore: label value left out (integer maps).
       alpha, beta: Tversky weights of FN / FP; 1, 1 is the Jaccard loss.
+      weights: None or (N, ...) pixel weights in {0,1}; 0 leaves the pixel out as ``ignore``.
 
     No present class (e.g. every pixel ignored) gives 0. Other shapes raise ``ValueError``.
     """
     if np.ndim(probs) < 2 or np.shape(labels) not in (np.shape(probs), np.shape(probs)[:-1]):
         raise shape_error("lovasz_softmax", "must be (N, ..., C) and the same shape (one-hot) or "
                           "(N, ...) (an integer class map)", probs=probs, labels=labels)
+    if weights is not None and np.shape(weights) != np.shape(probs)[:-1]:
+        raise shape_error("lovasz_softmax", "must be (N, ..., C) and weights (N, ...)", probs=probs,
+                          weights=weights)
     p = probs.astype(jnp.float32)
     n_classes = p.shape[-1]
     if labels.ndim == p.ndim:
@@ -152,6 +161,19 @@ def lovasz_softmax(probs, labels, classes: str | Sequence[int] = "present", per_
     else:
         valid = jnp.ones(labels.shape, jnp.float32) if ignore is None else (labels != ignore).astype(jnp.float32)
         fg = jax.nn.one_hot(labels, n_classes, dtype=jnp.float32) * valid[..., None]
+    if weights is not None:
+        valid = valid * weights.astype(jnp.float32)
+    return lovasz_classes(p, fg, valid, classes, per_image, alpha, beta)
+
+
+def lovasz_classes(p, fg, valid, classes="present", per_image: bool = False, alpha: float = 1.0,
+                   beta: float = 1.0):
+    """Mean over classes (and images if ``per_image``) of f_J(|fg_c − p_c|) over the ``valid`` pixels.
+
+    ``p``, ``fg``: (N, ..., C) probabilities and (soft) ground truth per class;
+    ``valid``: (N, ...) pixel weights in {0,1}. ``lovasz_softmax`` after its
+    label handling; the NHWC wrapper calls it directly for sigmoid (multilabel) classes.
+    """
     if not isinstance(classes, str):
         idx = jnp.asarray(classes, jnp.int32)
         p, fg = p[..., idx], fg[..., idx]
@@ -165,7 +187,7 @@ def lovasz_softmax(probs, labels, classes: str | Sequence[int] = "present", per_
     w = jnp.broadcast_to(valid.reshape(rows, 1, -1), p.shape)
     losses = _lovasz_rows(jnp.abs(fg - p), fg, w, alpha, beta)  # (rows, K)
     if classes == "present":
-        present = (jnp.sum(fg, axis=-1) > 0).astype(jnp.float32)
+        present = (jnp.sum(fg * w, axis=-1) > 0).astype(jnp.float32)  # present among the valid pixels
     else:
         present = jnp.ones_like(losses) * (jnp.sum(w[:, :1], axis=-1) > 0)
     per_row = jnp.sum(losses * present, axis=-1) / jnp.maximum(jnp.sum(present, axis=-1), 1.0)

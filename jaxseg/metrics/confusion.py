@@ -19,9 +19,22 @@ one channel per class; counts are (N, C). The score functions take counts of
 one common shape (any); a mismatch raises ``ValueError`` naming both shapes
 instead of broadcasting.
 
-Multi-class masks (C > 1 channels) are scored one-vs-rest per channel;
-:func:`average_scores` gives the macro average (mean over classes), the micro
-average (the score of the counts summed over classes) or per-class values.
+Prediction (:mod:`jaxseg.metrics.modes`, the one rule): ``mode='multiclass'``
+predicts the argmax class (one-hot), 'binary'/'multilabel' ``probs > threshold``
+per channel; default 'binary' for C = 1, else 'multiclass'. Pixels of
+``pixel_weight`` 0 are counted nowhere.
+
+Multi-class masks (C > 1 channels) are scored one-vs-rest per channel — in
+multiclass mode that is scikit-learn's per-class precision/recall/F1 of the
+argmax labels. :func:`average_scores` averages them with scikit-learn's names:
+'macro' (mean over the C channels: scikit-learn with ``labels=range(C)``),
+'micro' (the score of the counts summed over classes), 'weighted' (per-class
+scores weighted by support = ground-truth pixels of the class), 'samples' (per
+image the micro score, then the mean over images: scikit-learn's 'samples' with
+each image one sample of H·W·C labels) or 'none' (per-class values). Dice and
+Jaccard's empty rule is scikit-learn's ``zero_division=1``.
+:func:`multiclass_balanced_accuracy` is scikit-learn's ``balanced_accuracy_score``
+of a multiclass run: the mean recall over the classes present in the ground truth.
 """
 
 from __future__ import annotations
@@ -30,28 +43,32 @@ from typing import Callable
 
 import jax.numpy as jnp
 
-from jaxseg.ops.shapes import check_batch, check_nhwc, check_same_shape, shape_error
+from jaxseg.metrics.modes import pixel_mask, predict_masks
+from jaxseg.ops.shapes import check_nhwc, check_same_shape, shape_error
 
 
 def _check_counts(fn, tp, fp, fn_, tn=None):
     check_same_shape(fn, "", None, tp=tp, fp=fp, fn=fn_, tn=tn)
 
 
-def confusion_counts(probs, labels, threshold: float = 0.5, valid=None):
+def confusion_counts(probs, labels, threshold: float = 0.5, valid=None, mode: str | None = None,
+                     pixel_weight=None):
     """Per-image, per-class counts (TP, FP, FN, TN), each of shape (N, C).
 
-    ``probs`` (N, H, W, C) in [0, 1]; ``labels`` (N, H, W, C) in {0, 1};
-    a pixel is predicted positive when ``probs > threshold`` (thesis's T_δ).
-    ``valid`` (N,) bool zeroes the padded images of the last evaluation batch.
+    ``probs`` (N, H, W, C) in [0, 1]; ``labels`` (N, H, W, C) in {0, 1}; the
+    prediction is :func:`jaxseg.metrics.predict_masks` ``(probs, mode, threshold)``:
+    argmax in multiclass mode, ``probs > threshold`` (the thesis's T_δ) in binary
+    and multilabel mode; ``mode=None`` is 'binary' for C = 1, else 'multiclass'.
+    ``valid`` (N,) bool zeroes the padded images of the last evaluation batch;
+    ``pixel_weight`` (N, H, W, 1) zeroes the pixels of weight 0 (ignored: in no count).
     Counts are int32 (exact up to 2³¹ pixels, unlike float32 sums). Other shapes
-    raise ``ValueError`` naming both.
+    raise ``ValueError`` naming them.
     """
     check_nhwc("confusion_counts", probs=probs, labels=labels)
-    check_batch("confusion_counts", valid, probs=probs)
-    pred = probs > threshold
-    y = labels > 0.5
-    if valid is not None:
-        w = jnp.asarray(valid, bool)[:, None, None, None]
+    w = pixel_mask("confusion_counts", probs, valid, pixel_weight)
+    pred = predict_masks(probs, mode, threshold)
+    y = jnp.asarray(labels) > 0.5
+    if w is not None:
         pred_neg, y_neg = ~pred & w, ~y & w
         pred, y = pred & w, y & w
     else:
@@ -101,9 +118,31 @@ def specificity_score(tp, fp, fn, tn):
 
 
 def balanced_accuracy_score(tp, fp, fn, tn):
-    """Balanced accuracy = (recall + specificity) / 2 (scikit-learn's definition, binary case)."""
+    """Balanced accuracy = (recall + specificity) / 2 (scikit-learn's definition, binary case).
+
+    Per channel (one-vs-rest): binary and multilabel mode. A multiclass run uses
+    :func:`multiclass_balanced_accuracy`.
+    """
     _check_counts("balanced_accuracy_score", tp, fp, fn, tn)
     return 0.5 * (recall_score(tp, fp, fn) + specificity_score(tp, fp, fn, tn))
+
+
+def multiclass_balanced_accuracy(counts):
+    """scikit-learn's ``balanced_accuracy_score`` of multiclass labels from per-class counts.
+
+    ``counts`` (..., C, 4) = (TP, FP, FN, TN) of the one-hot argmax prediction; returns
+    (...): the mean of recall TP/(TP+FN) over the classes present in the ground truth
+    (TP + FN > 0). With no class present (nothing counted) the mean of the recalls'
+    empty rule (1 where nothing was predicted either), never NaN.
+    """
+    if len(jnp.shape(counts)) < 2 or jnp.shape(counts)[-1] != 4:
+        raise shape_error("multiclass_balanced_accuracy", "must have shape (..., C, 4)", counts=counts)
+    tp, fp, fn = (jnp.asarray(counts[..., i], jnp.float32) for i in range(3))
+    recall = recall_score(tp, fp, fn)
+    present = (tp + fn) > 0
+    n = jnp.sum(present, axis=-1)
+    return jnp.where(n > 0, jnp.sum(jnp.where(present, recall, 0.0), -1) / jnp.maximum(n, 1),
+                     jnp.mean(recall, axis=-1))
 
 
 SCORES: dict[str, Callable] = {
@@ -115,12 +154,19 @@ SCORES: dict[str, Callable] = {
     "balanced_accuracy": balanced_accuracy_score,
 }
 
+AVERAGES = ("macro", "micro", "weighted", "samples", "none")
+
 
 def average_scores(score_fn: Callable, counts, average: str = "macro"):
     """Scores of per-class counts ``counts`` (..., C, 4) = (TP, FP, FN, TN) along the last axis.
 
-    ``average='macro'``: mean over classes of the per-class scores;
+    scikit-learn's averages:
+    ``'macro'``: mean over classes of the per-class scores;
     ``'micro'``: the score of the counts summed over classes;
+    ``'weighted'``: per-class scores weighted by support TP + FN (ground-truth pixels of
+    the class); with no ground-truth pixel in any class, the macro mean (as scikit-learn's
+    ``jaccard_score``; never NaN);
+    ``'samples'``: ``counts`` (N, C, 4) of N images: each image's micro score, mean over images;
     ``'none'``: the per-class scores, shape (..., C).
     """
     if len(jnp.shape(counts)) < 2 or jnp.shape(counts)[-1] != 4:
@@ -130,6 +176,16 @@ def average_scores(score_fn: Callable, counts, average: str = "macro"):
         return jnp.mean(score_fn(tp, fp, fn, tn), axis=-1)
     if average == "micro":
         return score_fn(*(v.sum(axis=-1) for v in (tp, fp, fn, tn)))
+    if average == "weighted":
+        support = jnp.asarray(tp, jnp.float32) + fn
+        total = jnp.sum(support, axis=-1, keepdims=True)
+        w = jnp.where(total > 0, support / jnp.where(total > 0, total, 1.0), 1.0 / support.shape[-1])
+        return jnp.sum(score_fn(tp, fp, fn, tn) * w, axis=-1)
+    if average == "samples":
+        if len(jnp.shape(counts)) != 3:
+            raise shape_error("average_scores", "must have shape (N, C, 4) for average='samples'",
+                              counts=counts)
+        return jnp.mean(score_fn(*(v.sum(axis=-1) for v in (tp, fp, fn, tn))), axis=0)
     if average == "none":
         return score_fn(tp, fp, fn, tn)
-    raise ValueError(f"average must be 'macro', 'micro' or 'none'; got {average!r}")
+    raise ValueError(f"average must be one of {', '.join(AVERAGES)}; got {average!r}")

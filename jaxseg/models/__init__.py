@@ -33,7 +33,7 @@ _OPTIONAL = {"deep_supervision": False, "ds_eval": "last"}
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
-__all__ = ["MODELS", "available", "register", "get_model", "model_kwargs", "options", "deep_supervision_loss", "SegmentationModel",
+__all__ = ["MODELS", "available", "register", "get_model", "model_kwargs", "options", "output_mode", "deep_supervision_loss", "SegmentationModel",
            "FCN", "UNet", "AttentionUNet", "ResidualUNet", "ResidualAttentionUNet", "R2UNet",
            "UNetPlusPlus", "TransUNet", "ConvNeXtUNet"]
 
@@ -72,6 +72,13 @@ def model_kwargs(model_config: Mapping[str, Any], dtype: str = "float32") -> tup
         cfg["dtype"] = _DTYPES[dtype]
     MODELS.check(name, cfg)
     return name, cfg
+
+
+def output_mode(model_config: Mapping[str, Any]) -> str:
+    """How a model's logits are read: ``config.model.mode``, or — for configs written before modes
+    existed — 'binary' with one class and 'multiclass' (softmax) with more."""
+    mode = dict(model_config).get("mode")
+    return mode or ("binary" if int(dict(model_config).get("num_classes", 1) or 1) == 1 else "multiclass")
 
 
 def get_model(model_config: Mapping[str, Any], dtype: str = "float32"):

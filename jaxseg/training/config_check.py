@@ -42,13 +42,16 @@ def _problems(config: ml_collections.ConfigDict) -> list[str]:
         except (TypeError, ValueError) as e:
             out.append(f"config.model: {e}")
     try:
-        losses.build_loss(config.loss)
+        mode = config.model.get("mode")
+        losses.build_loss(config.loss, mode if mode in MODES else None)
     except ValueError as e:
         out.append(f"config.loss: {e}")
     keys: tuple = ()
     try:
+        mode = config.model.get("mode")
         keys = metrics.MetricCollection(config.eval.metrics, config.eval.threshold,
-                                        num_classes=config.model.get("num_classes", 1)).names
+                                        num_classes=config.model.get("num_classes", 1),
+                                        mode=mode if mode in MODES else None).names
     except ValueError as e:
         out.append(f"config.eval.metrics: {e}")
     if keys and config.eval.checkpoint_metric not in ("loss", *keys):

@@ -110,11 +110,11 @@ class Run:
         return recs[0] if self.trials is None else recs
 
 
-def _compiled_steps(model, tx, loss_fn, collection, augment, trials: int | None):
+def _compiled_steps(model, tx, loss_fn, collection, augment, trials: int | None, mode: str):
     """The jitted ``train_step(state, batch, epoch)`` and ``eval_step(state, batch, acc, epoch)``."""
     if trials is None:
         train_step = make_train_step(model, tx, loss_fn, augment)
-        eval_step = make_eval_step(model, loss_fn, collection)
+        eval_step = make_eval_step(model, loss_fn, collection, mode)
     else:
         trials_step = jax.vmap(make_train_step(model, tx, loss_fn), in_axes=(0, None, None))
 
@@ -122,7 +122,7 @@ def _compiled_steps(model, tx, loss_fn, collection, augment, trials: int | None)
             if augment is not None:
                 batch = augment(batch, state.step[0])
             return trials_step(state, batch, epoch)
-        eval_step = jax.vmap(make_eval_step(model, loss_fn, collection), in_axes=(0, None, 0, None))
+        eval_step = jax.vmap(make_eval_step(model, loss_fn, collection, mode), in_axes=(0, None, 0, None))
     return jax.jit(train_step, donate_argnums=(0,)), jax.jit(eval_step, donate_argnums=(2,))
 
 
@@ -149,8 +149,9 @@ def set_up(config: ml_collections.ConfigDict, workdir: str | Path, trials: int |
     augment = make_device_augment(source.augment_config, config.seed)
     model = models.get_model(config.model, config.train.dtype)
     loss_fn = models.deep_supervision_loss(losses.build_loss(config.loss))  # identity for one head
+    mode = models.output_mode(config.model)
     collection = metrics.MetricCollection(config.eval.metrics, config.eval.threshold,
-                                          num_classes=config.model.num_classes)
+                                          num_classes=config.model.num_classes, mode=mode)
     tx = build_optimizer(config.optimizer, total_steps=config.train.epochs * source.steps_per_epoch)
     if trials is None:
         keys = trial_key(config.seed, config.train.trial)
@@ -158,7 +159,7 @@ def set_up(config: ml_collections.ConfigDict, workdir: str | Path, trials: int |
         keys = jnp.stack([trial_key(config.seed, t) for t in range(trials)])
         log_dirs = [prepare_workdir(safe_path(wd, d.name)) for d in log_dirs]
     state = parallel.put_replicated(create_train_state(model, tx, keys, source.image_shape), mesh)
-    train_step, eval_step = _compiled_steps(model, tx, loss_fn, collection, augment, trials)
+    train_step, eval_step = _compiled_steps(model, tx, loss_fn, collection, augment, trials, mode)
     return Run(config=config, workdir=wd, trials=trials, mesh=mesh, source=source, collection=collection,
                state=state, train_step=train_step, eval_step=eval_step,
                checkpointer=ckpt_lib.Checkpointer(safe_path(wd, "checkpoints")), log_dirs=log_dirs,

@@ -110,9 +110,14 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, loss_fn:
     return step
 
 
-def make_eval_step(model: nn.Module, loss_fn: Callable,
-                   collection: metrics.MetricCollection) -> Callable:
-    """``eval_step(state, batch, acc, epoch) -> acc``: per-image loss sums + metric statistics."""
+def make_eval_step(model: nn.Module, loss_fn: Callable, collection: metrics.MetricCollection,
+                   mode: str | None = None) -> Callable:
+    """``eval_step(state, batch, acc, epoch) -> acc``: per-image loss sums + metric statistics.
+
+    Probabilities by ``mode`` (``losses.regional.probabilities``); the collection predicts masks from
+    them by the same rule as ``jaxseg.predict`` (``metrics.predict_masks``). A batch's ``pixel_weight``
+    (the ignore label) reaches the loss through the batch and the metrics through ``update``.
+    """
 
     def per_image_loss(logits, batch, epoch):
         one = jax.tree_util.tree_map(lambda x: x[None], batch)
@@ -127,7 +132,8 @@ def make_eval_step(model: nn.Module, loss_fn: Callable,
         return {
             "loss_sum": acc["loss_sum"] + jnp.sum(jnp.where(valid, losses_, 0.0)),
             "count": acc["count"] + jnp.sum(w),
-            "metrics": collection.update(acc["metrics"], probabilities(logits), batch["mask"], valid),
+            "metrics": collection.update(acc["metrics"], probabilities(logits, mode=mode), batch["mask"], valid,
+                                         batch.get("pixel_weight")),
         }
 
     return eval_step
