@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxseg import models
+from jaxseg import metrics, models
 from jaxseg.errors import DataError, JaxsegError
 from jaxseg.inference.inputs import (DICOM_EXTENSIONS, RASTER_EXTENSIONS, find_inputs, output_names,  # noqa: F401
                                      read_input)
@@ -206,13 +206,13 @@ def predict_image(predictor, image: np.ndarray, mode: str = "resize", overlap: f
 
 
 def labels_of(probs: np.ndarray, threshold: float, mode: str = "binary") -> np.ndarray:
-    """The predicted labels, by the one rule of training's evaluation (``jaxseg.metrics.predict_masks``):
-    binary, probability > threshold as (H, W) uint8 0/1; multiclass, the argmax class index (H, W) uint8;
+    """The predicted labels by the one rule of evaluation (``jaxseg.metrics.predict_masks``): binary,
+    probability > threshold as (H, W) uint8 0/1; multiclass, the argmax class index (H, W) uint8;
     multilabel, probability > threshold per class as (H, W, C) uint8 0/1."""
+    masks = np.asarray(metrics.predict_masks(probs[None], mode, threshold))[0]
     if mode == "multiclass":
-        return probs.argmax(-1).astype(np.uint8)
-    labels = (probs > threshold).astype(np.uint8)
-    return labels[..., 0] if mode == "binary" else labels
+        return masks.argmax(-1).astype(np.uint8)  # the index of the one-hot
+    return masks[..., 0].astype(np.uint8) if mode == "binary" else masks.astype(np.uint8)
 
 
 def class_palette(num_classes: int) -> list[int]:
