@@ -119,9 +119,9 @@ def test_command_line_errors_before_compiling(tmp_path):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (dict(mode="softmax"), "config.model.mode='softmax'; use one of binary, multiclass, multilabel"),
-    (dict(mode="binary", num_classes=3), "mode='binary' has one output channel but config.model.num_classes=3"),
-    (dict(mode="multiclass", num_classes=1), "mode='multiclass' needs num_classes >= 2"),
+    (dict(mode="softmax"), "config.model: mode must be one of binary, multiclass, multilabel; got 'softmax'"),
+    (dict(mode="binary", num_classes=3), "config.model: mode='binary' has one channel but num_classes=3"),
+    (dict(mode="multiclass", num_classes=1), "config.model: mode='multiclass' needs num_classes >= 2"),
     (dict(mode="multiclass", num_classes=2), "config.data.task='infection' has 1 class channel(s)"),
 ])
 def test_mode_and_classes_must_fit(overrides, message):

@@ -550,9 +550,9 @@ def test_build_loss_fills_pixel_weight_from_the_batch():
 
 @pytest.mark.parametrize("call,match", [
     (lambda: R.dice(ZB, YB, smooth=1.0, smooth_nr=0.0), "either smooth .* or smooth_nr/smooth_dr"),
-    (lambda: R.dice(ZC, YC, mode="binary"), "mode='binary' needs one channel"),
-    (lambda: R.cross_entropy(ZB, YB, mode="multiclass"), "mode='multiclass' needs C >= 2"),
-    (lambda: R.focal(ZB, YB, mode="softmax"), "mode must be None, 'binary', 'multiclass' or 'multilabel'"),
+    (lambda: R.dice(ZC, YC, mode="binary"), "dice: mode='binary' has one channel but num_classes=3"),
+    (lambda: R.cross_entropy(ZB, YB, mode="multiclass"), "cross_entropy: mode='multiclass' needs num_classes >= 2"),
+    (lambda: R.focal(ZB, YB, mode="softmax"), "focal: mode must be one of binary, multiclass, multilabel; got 'softmax'"),
     (lambda: R.probabilities(ZC, mode="binary"), "^probabilities: mode='binary'"),
     (lambda: R.dice(ZC, YC, pixel_weight=np.ones_like(YC)), r"dice: pixel_weight \(2, 6, 5, 3\) must have shape"),
     (lambda: B.boundary(ZB, YB, pixel_weight=M[..., 0]), r"boundary: pixel_weight \(2, 6, 5\)"),

@@ -14,6 +14,7 @@ from absl.testing import parameterized
 from scipy import ndimage
 
 from jaxseg import losses
+from tests.helpers import assert_shape_error
 from jaxseg.losses import boundary as B
 from jaxseg.losses import lovasz as L
 from jaxseg.losses import regional as R
@@ -114,12 +115,7 @@ WRONG_PAIRS = [
 class LossShapeTest(chex.TestCase):
 
     def assert_shape_error(self, fn, name, *arrays):
-        with self.assertRaises(ValueError) as cm:
-            fn(*arrays)
-        msg = str(cm.exception)
-        self.assertTrue(msg.startswith(f"{name}:"), msg)
-        for a in arrays:
-            self.assertRegex(msg, re.escape(str(tuple(np.shape(a)))))
+        return assert_shape_error(self, fn, name, *arrays)
 
     @chex.variants(with_jit=True, without_jit=True)
     @parameterized.named_parameters(*[(f"{n}_c{c}", n, c) for n in LOSSES for c in (1, 3)]

@@ -18,6 +18,7 @@ from scipy.spatial.distance import cdist, directed_hausdorff
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from jaxseg import metrics
+from tests.helpers import assert_shape_error
 from jaxseg.metrics import confusion, percentile_distance as PD, ranking, surface
 
 N, H, W, C = 3, 6, 7, 2
@@ -91,17 +92,7 @@ WRONG_PAIRS = [
 class ShapeAssertions(chex.TestCase):
 
     def assert_shape_error(self, fn, name, *arrays):
-        """``fn(*arrays)`` raises ValueError starting '<name>:' and naming every shape given."""
-        with self.assertRaises(ValueError) as cm:
-            fn(*arrays)
-        msg = str(cm.exception)
-        self.assertTrue(msg.startswith(f"{name}:"), msg)
-        for a in arrays:
-            self.assertRegex(msg, re.escape(str(tuple(np.shape(a)))))
-        return msg
-
-
-class DistanceTest(ShapeAssertions):
+        return assert_shape_error(self, fn, name, *arrays)
 
     @chex.variants(with_jit=True, without_jit=True)
     @parameterized.named_parameters(*[(n, n) for n in DISTANCES])

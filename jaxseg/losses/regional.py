@@ -69,13 +69,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxseg.losses.registry import LOSSES
+from jaxseg.ops.modes import MODES, check_mode
 from jaxseg.ops.shapes import check_nhwc, check_shape, shape_of
 
 __all__ = ["MODES", "probabilities", "soft_confusion", "cross_entropy", "bce", "weighted_bce", "focal",
            "tversky", "focal_tversky", "dice", "jaccard"]
 
 _EPS = 1e-7
-MODES = ("binary", "multiclass", "multilabel")
 _WEIGHT_NORMALIZATIONS = ("pixels", "weights")
 _IGNORE_EMPTY = (False, True, "drop", "zero")
 
@@ -83,18 +83,11 @@ _IGNORE_EMPTY = (False, True, "drop", "zero")
 # --- shared helpers ---------------------------------------------------------------------------
 
 def activation(fn: str, mode: str | None, n_channels: int) -> str:
-    """'sigmoid' or 'softmax' for ``mode`` and C channels (module docstring); ValueError naming ``fn``."""
-    if mode is None:
-        return "sigmoid" if n_channels == 1 else "softmax"
-    if mode not in MODES:
-        raise ValueError(f"{fn}: mode must be None, 'binary', 'multiclass' or 'multilabel'; got {mode!r}")
-    if mode == "binary" and n_channels != 1:
-        raise ValueError(f"{fn}: mode='binary' needs one channel (N, H, W, 1); got C={n_channels} "
-                         "(use 'multiclass' for softmax classes or 'multilabel' for independent sigmoids)")
-    if mode == "multiclass" and n_channels < 2:
-        raise ValueError(f"{fn}: mode='multiclass' needs C >= 2 softmax channels; got C={n_channels} "
-                         "(use 'binary')")
-    return "softmax" if mode == "multiclass" else "sigmoid"
+    """'sigmoid' or 'softmax' for ``mode`` and C channels (``jaxseg.ops.modes``); ValueError naming ``fn``."""
+    try:
+        return "softmax" if check_mode(mode, n_channels) == "multiclass" else "sigmoid"
+    except ValueError as e:
+        raise ValueError(f"{fn}: {e}") from None
 
 
 def check_pixel_weight(fn: str, pixel_weight, logits) -> None:

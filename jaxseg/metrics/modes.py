@@ -26,35 +26,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from jaxseg.ops.modes import MODES, check_mode, default_mode  # noqa: F401  (re-exported)
 from jaxseg.ops.shapes import check_batch, check_nhwc, check_shape, shape_of
-
-MODES = ("binary", "multiclass", "multilabel")
-
-
-def default_mode(num_classes: int) -> str:
-    """'binary' for one channel, 'multiclass' (softmax, argmax) for more."""
-    return "binary" if int(num_classes) == 1 else "multiclass"
-
-
-def check_mode(mode: str | None, num_classes: int) -> str:
-    """``mode`` (or the default for ``num_classes`` when None); ValueError when the two disagree.
-
-    binary needs C = 1, multiclass C ≥ 2, multilabel C ≥ 1.
-    """
-    c = int(num_classes)
-    if c < 1:
-        raise ValueError(f"num_classes must be >= 1; got {num_classes}")
-    if mode is None:
-        return default_mode(c)
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
-    if mode == "binary" and c != 1:
-        raise ValueError(f"mode='binary' has one channel but num_classes={c}: use mode='multiclass' "
-                         "(softmax, one class per pixel) or 'multilabel' (overlapping classes)")
-    if mode == "multiclass" and c < 2:
-        raise ValueError(f"mode='multiclass' needs num_classes >= 2 (background included); got {c}")
-    return mode
-
 
 def predict_masks(probs, mode: str | None, threshold: float = 0.5):
     """The predicted masks of probabilities ``probs`` (N, H, W, C): bool (N, H, W, C).

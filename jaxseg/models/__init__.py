@@ -77,8 +77,10 @@ def model_kwargs(model_config: Mapping[str, Any], dtype: str = "float32") -> tup
 def output_mode(model_config: Mapping[str, Any]) -> str:
     """How a model's logits are read: ``config.model.mode``, or — for configs written before modes
     existed — 'binary' with one class and 'multiclass' (softmax) with more."""
+    from jaxseg.ops.modes import default_mode
+
     mode = dict(model_config).get("mode")
-    return mode or ("binary" if int(dict(model_config).get("num_classes", 1) or 1) == 1 else "multiclass")
+    return mode or default_mode(int(dict(model_config).get("num_classes", 1) or 1))
 
 
 def get_model(model_config: Mapping[str, Any], dtype: str = "float32"):

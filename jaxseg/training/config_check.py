@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import ml_collections
 
 from jaxseg.errors import ConfigError
+from jaxseg.ops.modes import MODES, check_mode
 
 __all__ = ["ConfigError", "validate_config", "rotated_extent", "resume_changes", "check_resumable"]
 
@@ -88,27 +89,20 @@ def _input_size_problems(config) -> list[str]:
             for key, size in sizes if size and size % 2 ** (depth - 1)]
 
 
-MODES = ("binary", "multiclass", "multilabel")
-
-
 def _mode_problems(config) -> list[str]:
     """``config.model.mode`` against ``num_classes``, and against the phantoms' classes for a synthetic task."""
     from jaxseg.data.sources.synthetic import TASKS as SYNTHETIC_TASKS
 
     mode, c = config.model.get("mode", "binary"), config.model.get("num_classes", 1)
-    if mode not in MODES:
-        return [f"config.model.mode={mode!r}; use one of {', '.join(MODES)}"]
-    out = []
-    if mode == "binary" and c != 1:
-        out.append(f"config.model.mode='binary' has one output channel but config.model.num_classes={c}: "
-                   "use mode='multiclass' (softmax, one class per pixel) or 'multilabel' (overlapping classes)")
-    if mode == "multiclass" and c < 2:
-        out.append(f"config.model.mode='multiclass' needs num_classes >= 2 (background included); got {c}")
+    try:
+        check_mode(mode, c)
+    except ValueError as e:
+        return [f"config.model: {e}"]
     task = config.data.get("task")
     if config.data.get("name") in ("synthetic", "covid_qu_ex") and task in SYNTHETIC_TASKS and SYNTHETIC_TASKS[task] != c:
-        out.append(f"config.data.task={task!r} has {SYNTHETIC_TASKS[task]} class channel(s) but "
-                   f"config.model.num_classes={c}")
-    return out
+        return [f"config.data.task={task!r} has {SYNTHETIC_TASKS[task]} class channel(s) but "
+                f"config.model.num_classes={c}"]
+    return []
 
 
 def rotated_extent(size: int, rotation_limit: float) -> float:
