@@ -70,3 +70,10 @@ def test_reported_dice_is_the_dice_of_the_written_masks(tmp_path, task, mode, cl
     recomputed = _dice_per_class(np.stack(written), truth > 0.5)
     np.testing.assert_allclose(reported, recomputed, atol=1e-6)
     assert last["val/dice"] == pytest.approx(reported.mean(), abs=1e-6)
+    if mode == "multiclass":  # the report follows the mode: per-class columns, argmax panels
+        rep = subprocess.run([sys.executable, "-m", "jaxseg.report", str(wd), f"--output={tmp_path / 'report'}"],
+                             capture_output=True, text=True, timeout=600)
+        assert rep.returncode == 0, rep.stderr[-3000:]
+        table = (tmp_path / "report" / "table.md").read_text()
+        assert all(f"DSC [{k}]" in table for k in range(classes))
+        assert (tmp_path / "report" / "predictions.png").stat().st_size > 0

@@ -85,3 +85,21 @@ def test_roc_points_give_scikit_learn_auc():
 def test_missing_runs_are_reported(tmp_path):
     with pytest.raises(JaxsegError, match="holds no metrics.jsonl"):
         report.Arm(tmp_path)
+
+
+def test_per_class_metrics_are_columns_with_the_mean(tmp_path):
+    """A multiclass arm logging 'dice(average=none)' gets one column per class beside the mean."""
+    wd = tmp_path / "mc"
+    wd.mkdir()
+    config = {"model": {"num_classes": 3, "mode": "multiclass"},
+              "eval": {"metrics": ["dice(average=none)", "dice"], "aggregate": {"last": 1, "reduce": "mean"}}}
+    (wd / "config.json").write_text(json.dumps(config))
+    rec = {"epoch": 1, "train/loss": 0.5, "val/loss": 0.4, "val/dice(average=none)/0": 0.99,
+           "val/dice(average=none)/1": 0.9, "val/dice(average=none)/2": 0.6, "val/dice": 0.83}
+    (wd / "metrics.jsonl").write_text(json.dumps(rec) + "\n")
+    keys, rows = report.table([report.Arm(wd)])
+    assert keys == ["train/loss", "val/loss", "val/dice(average=none)/0", "val/dice(average=none)/1",
+                    "val/dice(average=none)/2", "val/dice"]
+    assert [v[0] for v in rows[0][1:]] == [0.5, 0.4, 0.99, 0.9, 0.6, 0.83]
+    head = report.markdown(keys, rows).splitlines()[0]
+    assert "DSC [0]" in head and "DSC [2]" in head and head.rstrip(" |").endswith("DSC")

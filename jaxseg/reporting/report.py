@@ -52,7 +52,20 @@ class Arm:
 
     @property
     def metric_keys(self) -> list[str]:
-        return ["train/loss", "val/loss"] + [f"val/{m}" for m in self.config["eval"]["metrics"]]
+        """train/val loss, then each evaluated metric — a per-class metric (``average=none``) as its
+        ``<key>/<class>`` columns, in class order (the metric keys of ``jaxseg.metrics``)."""
+        from jaxseg.metrics import MetricCollection
+
+        model = self.config.get("model", {})
+        names = MetricCollection(self.config["eval"]["metrics"], num_classes=model.get("num_classes", 1),
+                                 mode=model.get("mode")).names
+        logged = {k for recs in self.records for r in recs for k in r}
+        keys = ["train/loss", "val/loss"]
+        for name in names:
+            per_class = sorted((k for k in logged if k.startswith(f"val/{name}/")),
+                               key=lambda k: int(k.rsplit("/", 1)[1]) if k.rsplit("/", 1)[1].isdigit() else 0)
+            keys += per_class or [f"val/{name}"]
+        return keys
 
     def aggregate(self) -> dict:
         rule = self.config["eval"].get("aggregate", {})
@@ -73,8 +86,19 @@ def table(arms: list[Arm]) -> tuple[list[str], list[list]]:
     return keys, rows
 
 
+def column_label(key: str) -> str:
+    """The table's name for a metric key: the thesis's abbreviation; a per-class key as 'name [c]'."""
+    if key in LABELS:
+        return LABELS[key]
+    base, _, cls = key.rpartition("/")
+    if cls.isdigit() and base.startswith("val/"):
+        name = base.split("(", 1)[0]
+        return f"{LABELS.get(name, name.split('/', 1)[-1])} [{cls}]"
+    return key.split("/", 1)[-1]
+
+
 def markdown(keys: list[str], rows: list[list]) -> str:
-    head = "| | " + " | ".join(LABELS.get(k, k.split("/", 1)[-1]) for k in keys) + " |"
+    head = "| | " + " | ".join(column_label(k) for k in keys) + " |"
     lines = [head, "|" + "---|" * (len(keys) + 1)]
     for row in rows:
         cells = ["–" if v is None else f"{v[0]:.4f} ({v[1]:.4f})" for v in row[1:]]
@@ -145,11 +169,22 @@ def plot_predictions(arms, images, masks, preds, path: Path, panels: int, thresh
     import matplotlib.pyplot as plt
 
     # the images with the most foreground first: the interesting ones
+    from jaxseg.inference.predict import labels_of
+    from jaxseg.models import output_mode
+
     order = np.argsort(-masks.reshape(len(masks), -1).sum(1))[:panels]
     cols = 2 + len(arms)
+    mode = output_mode(arms[0].config.get("model", {}))
+    top = max(masks.shape[-1] - 1, 1)  # the label shown: the class index (multiclass), else the last class
+
+    def shown_label(probs):
+        labels = labels_of(probs, threshold, mode)
+        return labels[..., -1] if labels.ndim == 3 else labels / (top if mode == "multiclass" else 1)
+
     fig, axes = plt.subplots(len(order), cols, figsize=(2.6 * cols, 2.6 * len(order)), squeeze=False)
     for r, i in enumerate(order):
-        shown = [images[i, ..., 0], masks[i, ..., -1]] + [(p[i, ..., -1] > threshold) for p in preds]
+        truth = masks[i].argmax(-1) / top if mode == "multiclass" else masks[i, ..., -1]
+        shown = [images[i, ..., 0], truth] + [shown_label(p[i]) for p in preds]
         titles = ["image", "annotation"] + [a.name for a in arms]
         for c, (img, title) in enumerate(zip(shown, titles)):
             axes[r, c].imshow(img, cmap="gray", vmin=0, vmax=1)
