@@ -90,3 +90,21 @@ def test_config_validation_and_center_crop():
     crop = center_crop(arrays, 4)
     np.testing.assert_array_equal(crop["image"][0, ..., 0], arrays["image"][0, 2:6, 2:6, 0])
     assert crop["valid"] is arrays["valid"]
+
+
+def test_ignored_pixels_stay_ignored_and_pixels_from_outside_are_ignored(_run):
+    """pixel_weight (the ignore label) is warped nearest with fill 0: a rotation brings in weight-0 corners,
+    a pixel ignored before is ignored after, and the mask is all-zero wherever the weight is 0."""
+    batch = _batch()
+    weight = np.ones_like(batch["mask"])
+    weight[:, 10:20, 10:20] = 0.0
+    batch["mask"] = batch["mask"] * weight
+    batch["pixel_weight"] = weight
+    cfg = AugmentConfig(rotation_limit=45.0)
+    out = _run(batch, cfg)
+    w = out["pixel_weight"]
+    assert set(np.unique(w)) <= {0.0, 1.0}
+    assert (w[:, 0, 0] == 0).mean() > 0.3  # rotated corners come from outside: ignored, not background
+    assert (out["mask"][w[..., 0] == 0] == 0).all()
+    same = _run(batch, AugmentConfig())  # no transform: the weights pass through unchanged
+    np.testing.assert_array_equal(same["pixel_weight"], weight)
