@@ -170,3 +170,26 @@ def test_skip_bad_files_leaves_out_an_unreadable_slide(tmp_path, capsys):
     tifffile.imwrite(str(bad_only / "labels" / "broken.tif"), np.zeros((8, 8), np.uint8))
     with pytest.raises(DataError, match="no usable slide"):
         get_source(_config(str(bad_only), cache, skip_bad_files=True))
+
+
+def test_slide_labels_with_an_ignore_value(tmp_path):
+    """Label values are the classes; pixels holding config.data.ignore_index get pixel_weight 0, no class."""
+    from jaxseg.data import get_source
+
+    _, label_path, label = make_slide(str(tmp_path))
+    label = label.copy()
+    label[0:10, 0:10] = 255  # an unlabelled corner of patch (0, 0) at full resolution: rows/cols 0-20
+    tifffile.imwrite(label_path, label, tile=(32, 32), compression="zlib")
+    c = _config(str(tmp_path), str(tmp_path / "c"), ignore_index=255, augment=False, random_pick=False,
+                image_size=P)
+    c.model = dict(num_classes=3, mode="multiclass")
+    src = get_source(c)
+    masks = np.concatenate([src.train["mask"], src.val["mask"]])
+    weight = np.concatenate([src.train["pixel_weight"], src.val["pixel_weight"]])
+    assert masks.shape[-1] == 3 and weight.shape[-1] == 1
+    assert (weight == 0).sum() == 20 * 20  # the 10x10 label block at half resolution
+    assert (masks[weight[..., 0] == 0] == 0).all()
+    np.testing.assert_array_equal(masks[weight[..., 0] == 1].sum(-1), 1)
+    c.data.ignore_index = None
+    with pytest.raises(DataError, match=r"label 255 found, but num_classes is 3"):
+        get_source(c)

@@ -415,13 +415,23 @@ def find_slides(root: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def masks_from_labels(labels: np.ndarray, cfg: TilingConfig, num_classes: int, name: str) -> np.ndarray:
-    """(N,P,P) labels -> NHWC uint8 masks: one {0,1} channel (binary), or one-hot ``num_classes``."""
+def masks_from_labels(labels: np.ndarray, cfg: TilingConfig, num_classes: int, name: str,
+                      ignore_index: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(N,P,P) labels -> (NHWC uint8 masks, pixel_weight or None): one {0,1} channel (binary), or one-hot
+    ``num_classes``. With ``ignore_index``, pixels holding it get weight 0 and an all-zero mask row."""
+    keep = None if ignore_index is None else labels != ignore_index
     if num_classes > 1:
-        if labels.max(initial=0) >= num_classes:
-            raise DataError(name, f"label {int(labels.max())} found, but num_classes is {num_classes}")
-        return (labels[..., None] == np.arange(num_classes, dtype=np.uint8)).astype(np.uint8)
-    return cfg.is_positive(labels).astype(np.uint8)[..., None]
+        values = labels if keep is None else labels[keep]
+        if values.max(initial=0) >= num_classes:
+            raise DataError(name, f"label {int(values.max())} found, but num_classes is {num_classes}"
+                                  + (f" (ignore label {ignore_index})" if ignore_index is not None else ""))
+        mask = (labels[..., None] == np.arange(num_classes, dtype=np.uint8)).astype(np.uint8)
+    else:
+        mask = cfg.is_positive(labels).astype(np.uint8)[..., None]
+    if keep is None:
+        return mask, None
+    weight = keep[..., None].astype(np.uint8)
+    return mask * weight, weight
 
 
 def split_patches(slide_of: np.ndarray, names: list[str], data) -> tuple[np.ndarray, np.ndarray]:
@@ -474,12 +484,13 @@ def load(config, process_index: int = 0, process_count: int = 1):
     d = config.data
     cfg = TilingConfig.from_config(d)
     num_classes = config.get("model", {}).get("num_classes", 1)
-    images, masks, positive, slide_of, names, skipped = [], [], [], [], [], []
+    ignore = d.get("ignore_index")
+    images, masks, weights_px, positive, slide_of, names, skipped = [], [], [], [], [], [], []
     for slide_path, label_path in find_slides(d.root):
         try:
             folder, index = cached_patches(slide_path, label_path, cfg, cache_dir(d))
             img, lab = read_cache(folder, index)
-            mask_k = masks_from_labels(lab, cfg, num_classes, label_path)
+            mask_k, weight_k = masks_from_labels(lab, cfg, num_classes, label_path, ignore)
         except DataError as e:
             if not d.get("skip_bad_files", False):
                 raise
@@ -488,6 +499,7 @@ def load(config, process_index: int = 0, process_count: int = 1):
             continue
         images.append(img)
         masks.append(mask_k)
+        weights_px.append(weight_k)
         positive.extend(p["positive"] > 0 for p in index["patches"])
         slide_of.append(np.full(len(img), len(names)))
         names.append(os.path.splitext(os.path.basename(slide_path))[0])
@@ -501,6 +513,9 @@ def load(config, process_index: int = 0, process_count: int = 1):
     if cfg.sampling == "weighted":
         w_neg, w_pos = d.get("sampling_weights", (1.0, 5.0))
         weights = np.where(positive[train_idx], w_pos, w_neg)
-    return source_from_arrays({"image": image[train_idx], "mask": mask[train_idx]},
-                              {"image": image[val_idx], "mask": mask[val_idx]}, config,
+    arrays = {"image": image, "mask": mask}
+    if ignore is not None:  # the ignore label: pixel_weight 0 (counted in no loss and no metric)
+        arrays["pixel_weight"] = np.concatenate(weights_px)
+    return source_from_arrays({k: v[train_idx] for k, v in arrays.items()},
+                              {k: v[val_idx] for k, v in arrays.items()}, config,
                               process_index, process_count, sample_weights=weights, crop_size=d.image_size)
