@@ -94,13 +94,10 @@ def enable_fast_cpu_kernels(environ=None, backend_started: bool | None = None) -
 
 
 def hide_accelerators_from_tensorflow() -> None:
-    """Imports TensorFlow and makes it see no GPU (it only feeds input pipelines here)."""
-    import tensorflow as tf
+    """TensorFlow sees no GPU (``jaxseg.data.tf_devices``: TensorFlow is imported in the data layer only)."""
+    from jaxseg.data.tf_devices import hide_accelerators_from_tensorflow as hide
 
-    try:
-        tf.config.set_visible_devices([], "GPU")
-    except RuntimeError:  # TF already initialised its devices: too late, and not ours to change
-        pass
+    hide()
 
 
 def configure_process(tensorflow: bool = False, environ=None) -> None:

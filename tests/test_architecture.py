@@ -88,7 +88,8 @@ def test_no_project_file_points_outside_the_repository():
     for f in files:
         if f.is_file() and f.name != Path(__file__).name:
             text = f.read_text(errors="ignore")
-            assert "../shared" not in text and "DESIGN.md" not in text, f
+            # (the names are split so that this file does not match its own check)
+            assert ("../" "shared") not in text and ("DESIGN" ".md") not in text, f
 
 
 @pytest.mark.parametrize("script", ["jaxseg-train", "jaxseg-predict", "jaxseg-inspect", "jaxseg-report",
