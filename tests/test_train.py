@@ -150,3 +150,23 @@ def test_nonfinite_policy_skip_counts_skipped_steps(tmp_path):
     config.optimizer.learning_rate = 1e30
     record = train.train_and_evaluate(config, str(tmp_path))
     assert record["train/nonfinite_steps"] >= 1
+
+
+def test_the_trainer_scores_the_loss_in_the_models_mode(tmp_path):
+    """A multilabel run's loss is sigmoid per channel (not the C>1 softmax default)."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from configs import default
+    from jaxseg.losses import regional
+    from jaxseg.training import loop
+
+    c = default.get_config("smoke")
+    c.data.task, c.model.mode, c.model.num_classes = "lung_and_infection", "multilabel", 2
+    run = loop.set_up(c, tmp_path, None)
+    batch = next(iter(run.source.eval_batches()))
+    logits = jnp.asarray(np.random.default_rng(0).normal(size=batch["mask"].shape), jnp.float32)
+    got = float(run.loss_fn(logits, {"mask": jnp.asarray(batch["mask"])}, 0)[0])
+    want = float(regional.dice(logits, jnp.asarray(batch["mask"]), batchwise=True, mode="multilabel"))
+    softmax = float(regional.dice(logits, jnp.asarray(batch["mask"]), batchwise=True))
+    assert got == pytest.approx(want, rel=1e-6) and abs(got - softmax) > 1e-3

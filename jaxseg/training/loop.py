@@ -88,6 +88,7 @@ class Run:
     state: Any
     train_step: Callable
     eval_step: Callable
+    loss_fn: Callable  # loss_fn(logits, batch, epoch) -> (loss, aux), in the model's mode
     checkpointer: ckpt_lib.Checkpointer
     log_dirs: list[Path]
     is_main: bool
@@ -148,8 +149,8 @@ def set_up(config: ml_collections.ConfigDict, workdir: str | Path, trials: int |
                           "config.model.mode) to match the data")
     augment = make_device_augment(source.augment_config, config.seed)
     model = models.get_model(config.model, config.train.dtype)
-    loss_fn = models.deep_supervision_loss(losses.build_loss(config.loss))  # identity for one head
     mode = models.output_mode(config.model)
+    loss_fn = models.deep_supervision_loss(losses.build_loss(config.loss, mode))  # identity for one head
     collection = metrics.MetricCollection(config.eval.metrics, config.eval.threshold,
                                           num_classes=config.model.num_classes, mode=mode)
     tx = build_optimizer(config.optimizer, total_steps=config.train.epochs * source.steps_per_epoch)
@@ -161,7 +162,7 @@ def set_up(config: ml_collections.ConfigDict, workdir: str | Path, trials: int |
     state = parallel.put_replicated(create_train_state(model, tx, keys, source.image_shape), mesh)
     train_step, eval_step = _compiled_steps(model, tx, loss_fn, collection, augment, trials, mode)
     return Run(config=config, workdir=wd, trials=trials, mesh=mesh, source=source, collection=collection,
-               state=state, train_step=train_step, eval_step=eval_step,
+               state=state, train_step=train_step, eval_step=eval_step, loss_fn=loss_fn,
                checkpointer=ckpt_lib.Checkpointer(safe_path(wd, "checkpoints")), log_dirs=log_dirs,
                is_main=jax.process_index() == 0, records=[{} for _ in log_dirs])
 
