@@ -20,6 +20,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.num_val = 96
     c.data.seed = 0  # the phantoms' seed (fixed across trials: same data, different init)
     c.data.val_fraction = ml_collections.config_dict.placeholder(float)  # None: the official split
+    c.data.num_folds = ml_collections.config_dict.placeholder(int)  # K-fold cross-validation (None: off)
+    c.data.fold = 0  # with num_folds: the fold that validates (0..K-1); launch/cv.sh runs them all
     c.data.cache_dir = ""  # prepared datasets / patch caches ("" = ~/tensorflow_datasets)
     c.data.skip_bad_files = False  # True: leave out unreadable/inconsistent files and list them
     c.data.categories = ml_collections.config_dict.placeholder(tuple)  # COVID-QU-Ex classes (None: per task)

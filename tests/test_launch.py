@@ -9,7 +9,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.mark.parametrize("script", ["single_gpu.sh", "multi_gpu.sh", "sweep.sh"])
+@pytest.mark.parametrize("script", ["single_gpu.sh", "multi_gpu.sh", "sweep.sh", "cv.sh"])
 def test_usage_errors(script):
     proc = subprocess.run(["bash", os.path.join(ROOT, "launch", script)], capture_output=True, text=True)
     assert proc.returncode == 2 and "usage:" in proc.stderr
@@ -57,3 +57,21 @@ def test_sweep_passes_the_size_variant_to_every_arm(tmp_path, flag, variant):
     assert proc.returncode == 0, proc.stderr
     for arm in ("boundary", "bce", "constant"):
         assert f"configs/boundary_bce.py:{arm},{variant} --workdir={tmp_path}/{arm}" in proc.stdout
+
+
+def test_sweep_with_folds_cross_validates_every_arm(tmp_path):
+    proc = subprocess.run(["bash", os.path.join(ROOT, "launch", "sweep.sh"), "exp2", str(tmp_path), "--demo",
+                           "--folds=3", "--config.train.epochs=1"],
+                          capture_output=True, text=True, env={**os.environ, "PY": "echo"})
+    assert proc.returncode == 0, proc.stderr
+    for arm, spec in (("lovasz", "lovasz.py:demo"), ("jaccard", "jaccard.py:demo")):
+        for k in range(3):
+            assert (f"configs/{spec} --workdir={tmp_path}/{arm}/fold_{k} --config.data.num_folds=3 "
+                    f"--config.data.fold={k} --config.train.epochs=1") in proc.stdout
+        assert f"-m jaxseg.aggregate {tmp_path}/{arm}" in proc.stdout
+
+
+def test_cv_refuses_a_bad_fold_count(tmp_path):
+    proc = subprocess.run(["bash", os.path.join(ROOT, "launch", "cv.sh"), "configs/default.py", str(tmp_path), "1"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "K must be an integer ≥ 2, got '1'" in proc.stderr

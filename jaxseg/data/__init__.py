@@ -17,10 +17,15 @@ DATASETS = Registry("dataset", inputs=("config", "process_index", "process_count
 @DATASETS.register("synthetic")
 def _synthetic(config, process_index: int, process_count: int):
     """The built-in phantoms, with the augmentation ``config.data`` asks for (as every dataset)."""
+    from jaxseg.data import folds
     from jaxseg.data.pipeline import source_from_arrays
     from jaxseg.data.sources import synthetic
 
     d = config.data
+    if folds.cross_validating(d):  # the num_train + num_val phantoms pooled, fold k of num_folds validates
+        image, mask = synthetic.generate(d.num_train + d.num_val, d.image_size, d.task, seed=d.seed)
+        train, val = folds.split_arrays(dict(image=image, mask=mask), d, config.model.get("mode") or "binary")
+        return source_from_arrays(train, val, config, process_index, process_count)
     train = synthetic.generate(d.num_train, d.image_size, d.task, seed=d.seed, start=0)
     val = synthetic.generate(d.num_val, d.image_size, d.task, seed=d.seed, start=d.num_train)
     return source_from_arrays(dict(image=train[0], mask=train[1]), dict(image=val[0], mask=val[1]), config,

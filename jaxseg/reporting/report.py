@@ -5,7 +5,9 @@
 Each argument is one arm of an experiment: a workdir of one run, or of several
 trials (``trial_<t>/`` folders). Per arm and metric, the value is the thesis's
 aggregate (``jaxseg.training.aggregate``, with the rule in the arm's ``config.eval.aggregate``):
-per run the median/mean of the last k epochs, then mean (std) over runs. Rows are
+per run the median/mean of the last k epochs, then mean (std) over runs; an arm that is
+a cross-validation root (``fold_<k>/`` workdirs, ``launch/cv.sh``) gives the mean (std)
+over folds of each fold's trial mean (``jaxseg.training.crossval``). Rows are
 arms, columns ``loss``, ``val loss`` and the evaluated metrics, each cell
 "mean (std)" as in Table 1.
 
@@ -29,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxseg.errors import JaxsegError
-from jaxseg.training import aggregate
+from jaxseg.training import aggregate, crossval
 from jaxseg.training.run_log import MetricsLog
 
 LABELS = {"train/loss": "loss", "val/loss": "val loss", "val/balanced_accuracy": "BA", "val/roc_auc": "AUC",
@@ -41,11 +43,11 @@ class Arm:
 
     def __init__(self, path: str | Path, name: str | None = None):
         self.path = Path(path)
-        trials = sorted((d for d in self.path.glob("trial_*") if (d / "metrics.jsonl").exists()),
-                        key=lambda d: int(d.name.split("_")[1]))
-        self.runs = trials or ([self.path] if (self.path / "metrics.jsonl").exists() else [])
+        self.cross_validated = crossval.is_cv_root(self.path)  # fold_<k>/ workdirs: values over folds
+        homes = [d for _, d in crossval.fold_dirs(self.path)] if self.cross_validated else [self.path]
+        self.runs = [r for home in homes for r in crossval.run_dirs(home) if (r / "metrics.jsonl").exists()]
         if not self.runs:
-            raise JaxsegError(f"{self.path} holds no metrics.jsonl (nor trial_*/metrics.jsonl)")
+            raise JaxsegError(f"{self.path} holds no metrics.jsonl (nor trial_*/ or fold_*/ runs)")
         self.name = name or self.path.name
         self.config = json.loads((self.runs[0] / "config.json").read_text())
         self.records = [MetricsLog.read(r / "metrics.jsonl") for r in self.runs]
@@ -70,8 +72,11 @@ class Arm:
     def aggregate(self) -> dict:
         rule = self.config["eval"].get("aggregate", {})
         keys = [k for k in self.metric_keys if all(any(k in r for r in recs) for recs in self.records)]
-        return aggregate.aggregate(self.records, keys=keys, last=rule.get("last", 5),
-                                   reduce=rule.get("reduce", "median"))
+        last, reduce = rule.get("last", 5), rule.get("reduce", "median")
+        if self.cross_validated:  # mean (std) over folds of each fold's trial mean
+            values = crossval.cross_validated(self.path, last, reduce)
+            return {k: values[k] for k in keys if k in values}
+        return aggregate.aggregate(self.records, keys=keys, last=last, reduce=reduce)
 
 
 def table(arms: list[Arm]) -> tuple[list[str], list[list]]:

@@ -133,6 +133,10 @@ def _data_problems(data) -> list[str]:
     if vf is not None and not 0.0 < vf < 1.0:
         out.append(f"config.data.val_fraction={vf} must be between 0 and 1 (e.g. 0.2), or None for the "
                    "dataset's official split")
+    folds, fold = data.get("num_folds"), data.get("fold", 0)
+    if folds is not None and (folds < 2 or not 0 <= (fold or 0) < folds):
+        out.append(f"config.data.num_folds={folds}, config.data.fold={fold}: use num_folds ≥ 2 and a fold "
+                   f"in 0..num_folds-1 (or num_folds=None: no cross-validation)")
     if data.get("sampling", "positives") not in SAMPLING:
         out.append(f"config.data.sampling={data.get('sampling')!r}; use one of {', '.join(SAMPLING)}")
     if data.get("name") == "synthetic" and data.get("task") not in SYNTHETIC_TASKS:

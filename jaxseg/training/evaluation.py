@@ -13,10 +13,13 @@ from jaxseg import metrics
 from jaxseg.training import parallel
 
 
-def evaluate(eval_step, state, source, collection, mesh, epoch: int, trials: int | None) -> list[dict]:
+def evaluate(eval_step, state, source, collection, mesh, epoch: int,
+             trials: int | None) -> tuple[list[dict], list]:
     """Runs ``eval_step`` over the validation set; one host transfer at the end.
 
-    Returns one ``{'val/<name>': value}`` dict per trial (a list of one for a plain run).
+    Returns one ``{'val/<name>': value}`` dict per trial (a list of one for a plain run), and per
+    trial the metric statistics (host arrays) they were computed from — additive over disjoint sets,
+    which is how cross-validation's out-of-fold metrics pool the folds (``crossval``).
     """
     sharding = parallel.batch_sharding(mesh)
     acc = {"loss_sum": jnp.zeros(()), "count": jnp.zeros(()), "metrics": collection.init()}
@@ -27,13 +30,14 @@ def evaluate(eval_step, state, source, collection, mesh, epoch: int, trials: int
     for batch in source.eval_batches():
         acc = eval_step(state, parallel.put_batch(batch, sharding), acc, k)
     acc = jax.device_get(acc)
-    out = []
+    out, states = [], []
     for t in range(trials or 1):
         a = acc if trials is None else jax.tree_util.tree_map(lambda x, t=t: x[t], acc)
         vals = {"val/loss": float(a["loss_sum"] / max(float(a["count"]), 1.0))}
         vals.update({f"val/{name}": v for name, v in collection.compute(a["metrics"]).items()})
         out.append(vals)
-    return out
+        states.append(a)
+    return out, states
 
 
 def checkpoint_mode(config) -> str:

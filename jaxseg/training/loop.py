@@ -33,7 +33,7 @@ import numpy as np
 from jaxseg import losses, metrics, models
 from jaxseg.errors import ConfigError
 from jaxseg.training import checkpoint as ckpt_lib
-from jaxseg.training import parallel
+from jaxseg.training import crossval, parallel
 from jaxseg.training.config_check import check_resumable, validate_config
 from jaxseg.training.evaluation import checkpoint_mode, evaluate
 from jaxseg.training.guards import NonFiniteError, PreemptionGuard
@@ -333,7 +333,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
                 return run.result(guard.signum)
             skip = 0
             t_eval = time.perf_counter()
-            vals = evaluate(run.eval_step, run.state, run.source, run.collection, run.mesh, epoch, run.trials)
+            vals, stats = evaluate(run.eval_step, run.state, run.source, run.collection, run.mesh, epoch,
+                                   run.trials)
+            if epoch + 1 == config.train.epochs and run.is_main:  # the final model's validation statistics
+                for d, st in zip(run.log_dirs, stats):
+                    crossval.save_statistics(d, st)
             run.records = epoch_records(run, epoch, acc, trained, vals, time.perf_counter() - t_eval)
             checkpoint_epoch(run, epoch)
             log_epoch(run, epoch, vals)

@@ -251,14 +251,14 @@ def load_split(builder: CovidQuEx, split: str, image_size: int | None = None,
 
 def split_arrays(arrays: dict, val_fraction: float, seed: int) -> tuple[dict, dict]:
     """A seeded random split of every array (see ``pipeline.seeded_split``)."""
-    from jaxseg.data.pipeline import seeded_split
+    from jaxseg.data import folds
 
-    train_idx, val_idx = seeded_split(len(arrays["image"]), val_fraction, seed)
-    return ({k: v[train_idx] for k, v in arrays.items()}, {k: v[val_idx] for k, v in arrays.items()})
+    return folds.split_arrays(arrays, {"val_fraction": val_fraction, "seed": seed})
 
 
 def load(config, process_index: int = 0, process_count: int = 1):
     """The ``covid_qu_ex`` source for the trainer (see the module docstring for the keys)."""
+    from jaxseg.data import folds
     from jaxseg.data.pipeline import source_from_arrays
 
     d = config.data
@@ -271,12 +271,12 @@ def load(config, process_index: int = 0, process_count: int = 1):
     def get(split):
         return load_split(builder, split, size, categories)
 
-    if d.val_fraction is None:
+    if d.val_fraction is None and not folds.cross_validating(d):
         train, val = get("train"), get("validation")
-    else:
+    else:  # pooled, then a seeded val_fraction or fold k of num_folds (stratified by infection present)
         pooled = [get(s) for s in SPLITS]
         arrays = {k: np.concatenate([p[k] for p in pooled]) for k in pooled[0]}
-        train, val = split_arrays(arrays, d.val_fraction, d.get("seed", 0))
+        train, val = folds.split_arrays(arrays, d)
     def pick(a):
         if task in ("infection", "lung"):
             return {"image": a["image"], "mask": a["mask"]}

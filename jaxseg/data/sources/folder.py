@@ -27,7 +27,9 @@ Layout under ``config.data.root``::
 * Splits: ``splits/val.txt`` (and optionally ``splits/train.txt``; otherwise the
   rest trains) list one name per line, with or without extension, ``#``
   comments allowed. Without lists, a random ``val_fraction`` (default 0.2) of
-  the pairs, drawn with ``config.data.seed``, validates.
+  the pairs, drawn with ``config.data.seed``, validates; with
+  ``config.data.num_folds=K`` fold ``config.data.fold`` of K (``jaxseg.data.folds``,
+  stratified by "mask has foreground") validates instead.
 
 An empty folder, duplicate names (``a.png`` and ``a.jpg``), an image without a
 mask or a mask without an image, a list naming an unknown file, an unreadable
@@ -44,8 +46,8 @@ import os
 
 import numpy as np
 
-from jaxseg.data import io
-from jaxseg.errors import DataError
+from jaxseg.data import folds, io
+from jaxseg.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 DEFAULT_VAL_FRACTION = 0.2
@@ -195,10 +197,17 @@ def load_arrays(config) -> tuple[dict, dict, list[str]]:
     num_classes, mode = model.get("num_classes", 1), model.get("mode") or "binary"
     mask_dirs = class_folders(d.root, num_classes, d.get("class_names") or ()) if mode == "multilabel" else None
     pairs = match_pairs(d.root, mask_dirs)
-    train_stems, val_stems = split_stems(d.root, [p[0] for p in pairs], d.val_fraction, d.get("seed", 0))
-    by_stem = {p[0]: p for p in pairs}
     kw = dict(size=d.image_size, channels=d.get("channels", 1), num_classes=num_classes,
               skip_bad_files=d.get("skip_bad_files", False), mode=mode, ignore_index=d.get("ignore_index"))
+    if folds.cross_validating(d):  # every pair is read, then fold k of num_folds validates
+        if os.path.exists(os.path.join(d.root, "splits", "val.txt")):
+            raise ConfigError(f"config.data.num_folds is set but {os.path.join(d.root, 'splits', 'val.txt')} "
+                              "fixes the validation set; remove the splits/ lists or leave num_folds unset")
+        arrays, skipped = read_pairs(pairs, **kw)
+        train, val = folds.split_arrays(arrays, d, mode)
+        return train, val, skipped
+    train_stems, val_stems = split_stems(d.root, [p[0] for p in pairs], d.val_fraction, d.get("seed", 0))
+    by_stem = {p[0]: p for p in pairs}
     train, skipped_train = read_pairs([by_stem[s] for s in train_stems], **kw)
     val, skipped_val = read_pairs([by_stem[s] for s in val_stems], **kw)
     return train, val, skipped_train + skipped_val

@@ -434,21 +434,27 @@ def masks_from_labels(labels: np.ndarray, cfg: TilingConfig, num_classes: int, n
     return mask * weight, weight
 
 
-def split_patches(slide_of: np.ndarray, names: list[str], data) -> tuple[np.ndarray, np.ndarray]:
-    """(train, val) patch indices by ``config.data.split_by``.
+def split_patches(slide_of: np.ndarray, names: list[str], data,
+                  positive: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) patch indices by ``config.data.split_by``; with ``config.data.num_folds`` fold
+    ``config.data.fold`` (``jaxseg.data.folds``: by slide or by patch, stratified by ``positive``).
 
     'patch' (default, the thesis's): a seeded random ``val_fraction`` of all patches.
     'slide': whole slides validate, so no slide contributes to both sides —
     ``val_slides`` (slide file stems) if given, else a seeded random
     ``val_fraction`` of the slides (at least one; needs two slides or more).
     """
+    from jaxseg.data import folds
     from jaxseg.data.pipeline import seeded_split
 
     fraction, seed, by = data.get("val_fraction") or 0.2, data.get("seed", 0), data.get("split_by", "patch")
+    if by not in ("patch", "slide"):
+        raise ValueError(f"config.data.split_by must be 'patch' or 'slide', got {by!r}")
+    if folds.cross_validating(data):  # fold k of K: whole slides with split_by='slide', else patches
+        groups = slide_of if by == "slide" else None
+        return folds.split(len(slide_of), data, strata=positive, groups=groups)
     if by == "patch":
         return seeded_split(len(slide_of), fraction, seed)
-    if by != "slide":
-        raise ValueError(f"config.data.split_by must be 'patch' or 'slide', got {by!r}")
     root = data.get("root", "")
     wanted = list(data.get("val_slides", ()) or ())
     if wanted:
@@ -508,7 +514,7 @@ def load(config, process_index: int = 0, process_count: int = 1):
     if skipped:
         print(f"histopathology: left out {len(skipped)} bad slide(s):\n  " + "\n  ".join(skipped), file=sys.stderr)
     image, mask, positive = np.concatenate(images), np.concatenate(masks), np.asarray(positive)
-    train_idx, val_idx = split_patches(np.concatenate(slide_of), names, d)
+    train_idx, val_idx = split_patches(np.concatenate(slide_of), names, d, positive)
     weights = None
     if cfg.sampling == "weighted":
         w_neg, w_pos = d.get("sampling_weights", (1.0, 5.0))
