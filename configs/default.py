@@ -63,6 +63,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.fan_mode = ml_collections.config_dict.placeholder(str)  # 'fan_in' | 'fan_out'
     c.model.deep_supervision = False  # UNet++ only: a head on every nested level, loss averaged over them
     c.model.ds_eval = "last"  # UNet++ evaluation output: 'last' head or 'mean' of heads
+    # a pretrained encoder (U-Net family): resnet18 | resnet34 | resnet50 | convnext_tiny (None: the thesis's)
+    c.model.encoder = ml_collections.config_dict.placeholder(str)
+    c.model.decoder_features = ml_collections.config_dict.placeholder(tuple)  # None: smp's (256, ..., 16)
+    c.model.encoder_weights = ml_collections.config_dict.placeholder(str)  # torchvision/timm .safetensors/.pth
+    c.model.freeze_encoder_epochs = 0  # the encoder's weights fixed for the first K epochs
 
     c.loss = ml_collections.ConfigDict()
     c.loss.name = "dice"

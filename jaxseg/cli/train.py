@@ -28,12 +28,27 @@ def format_record(record: dict) -> str:
                                 for k, v in record.items())
 
 
+def none_strings_to_none(config) -> None:
+    """``--config.x=None`` gives the string 'None' for a string field; where the field may be None
+    (a placeholder), it becomes None — what the user meant."""
+    for key in list(config.keys()):
+        value = config[key]
+        if hasattr(value, "keys"):
+            none_strings_to_none(value)
+        elif isinstance(value, str) and value == "None":
+            try:
+                config[key] = None
+            except TypeError:  # a field that must be a string: config_check names the bad value
+                pass
+
+
 def main(argv) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     entry.quiet_absl("warning")
     from jaxseg.training import trials
 
+    none_strings_to_none(_CONFIG.value)
     record = trials.run(_CONFIG.value, _WORKDIR.value)
     for r in record if isinstance(record, list) else [record]:
         if r:

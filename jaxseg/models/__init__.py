@@ -10,6 +10,10 @@
   transunet      TransUNet-style (§4.4)                     transunet.TransUNet
   convnext_unet  ConvNeXt U-Net (§7, future research)       convnext_unet.ConvNeXtUNet
 
+The U-Net family (unet, attunet, resunet, resattunet, r2unet) also runs on a pretrained
+encoder, ``config.model.encoder`` = resnet18 | resnet34 | resnet50 | convnext_tiny
+(``encoders``, ``encoder_unet``); ``encoders.load_encoder_weights`` loads torchvision weights.
+
 Every model takes ``(x, train)`` with x NHWC and returns float32 logits NHWC
 (UNet++ with deep supervision: stacked heads in training, see ``unetpp``).
 """
@@ -30,6 +34,9 @@ from jaxseg.models.unetpp import UNetPlusPlus, deep_supervision_loss
 # Options only some models have, with their inert values: configs/default.py carries them so that
 # they can be set from the command line; a model without the option accepts them at these values only.
 _OPTIONAL = {"deep_supervision": False, "ds_eval": "last"}
+
+# config.model keys the trainer reads (jaxseg.training): not module fields
+TRAINER_KEYS = ("encoder_weights", "freeze_encoder_epochs")
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
@@ -60,18 +67,31 @@ def model_kwargs(model_config: Mapping[str, Any], dtype: str = "float32") -> tup
     cfg = {k: v for k, v in dict(model_config).items() if v is not None}
     name = cfg.pop("name", None)
     cfg.pop("mode", None)  # how the logits are read (binary/multiclass/multilabel): losses, metrics, predict
+    for key in TRAINER_KEYS:  # read by the trainer (loading and freezing the encoder), not by the module
+        cfg.pop(key, None)
     fields = options(name)
     for key, inert in _OPTIONAL.items():  # the default config carries them for every model
         if key in cfg and key not in fields and cfg[key] == inert:
             del cfg[key]
-    if isinstance(cfg.get("features"), list):
-        cfg["features"] = tuple(cfg["features"])  # flax fields must be hashable
+    for key in ("features", "decoder_features"):
+        if isinstance(cfg.get(key), list):
+            cfg[key] = tuple(cfg[key])  # flax fields must be hashable
+    _check_encoder(name, cfg, fields)
     if "dtype" in fields:
         if dtype not in _DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(_DTYPES)}")
         cfg["dtype"] = _DTYPES[dtype]
     MODELS.check(name, cfg)
     return name, cfg
+
+
+def _check_encoder(name: str, cfg: Mapping[str, Any], fields: list[str]) -> None:
+    """A clear error for an encoder option on a model without one, naming the models that take one."""
+    for key in ("encoder", "decoder_features"):
+        if key in cfg and key not in fields:
+            takers = [n for n in available() if key in MODELS.parameters(n)]
+            raise ValueError(f"model {name!r} takes no pretrained encoder (config.model.{key}={cfg[key]!r}); "
+                             f"models that do: {', '.join(takers)}")
 
 
 def output_mode(model_config: Mapping[str, Any]) -> str:

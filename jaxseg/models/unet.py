@@ -13,14 +13,21 @@ The variants change B (``block``) and the skip S (``attention``):
   r2unet       R2UNet                  recurrent    identity      Alom et al. 2018
 
 The final 1×1 convolution returns logits (no activation), float32.
+
+``encoder`` (a name of ``encoders.names()``: resnet18/34/50, convnext_tiny) replaces f_down by
+a pretrained-weight encoder and the decoder by smp's Unet decoder with the family's block and
+skip (``encoder_unet``); ``features`` and ``depth`` then do not apply (the decoder's widths are
+``decoder_features``). None (the default) is the thesis's network, unchanged.
 """
 
 from __future__ import annotations
 
 import functools
+from typing import Optional, Sequence
 
 import flax.linen as nn
 
+from jaxseg.models import encoder_unet
 from jaxseg.models.backbone import Decoder, Encoder, Head
 from jaxseg.models.base import MODELS, SegmentationModel
 from jaxseg.models.blocks import AttentionGate, ConvBlock, Downsample, UpConv
@@ -34,7 +41,9 @@ class UNet(SegmentationModel):
     ('double' | 'residual' | 'recurrent' | 'convnext'); ``num_convs`` — convolutions
     (or recurrent layers) per block; ``recurrence`` — t of R2U-Net's recurrent layers;
     ``attention`` — attention gates on the skips (thesis §4.3.2); ``downsample`` —
-    'max' (2×2 max pooling) or 'conv' (strided convolution).
+    'max' (2×2 max pooling) or 'conv' (strided convolution); ``encoder`` — a pretrained-weight
+    encoder's name (``encoder_unet``; None: the thesis's encoder); ``decoder_features`` — with an
+    encoder, the 5 decoder widths, deepest first (None: smp's 256, 128, 64, 32, 16).
     """
 
     block: str = "double"
@@ -42,30 +51,34 @@ class UNet(SegmentationModel):
     recurrence: int = 2
     attention: bool = False
     downsample: str = "max"
+    encoder: Optional[str] = None
+    decoder_features: Optional[Sequence[int]] = None
 
-    def _block(self):
+    def conv_block(self):
         return functools.partial(ConvBlock, kind=self.block, num_convs=self.num_convs,
                                  recurrence=self.recurrence, norm=self.norm, dropout=self.dropout,
                                  **self.init_args)
 
-    def encoder(self):
-        return Encoder(self.channels, self._block(),
+    def plain_encoder(self):
+        return Encoder(self.channels, self.conv_block(),
                        functools.partial(Downsample, mode=self.downsample, norm=self.norm, **self.init_args),
                        name="encoder")
 
-    def decoder(self):
+    def plain_decoder(self):
         gate = (functools.partial(AttentionGate, norm=self.norm, **self.init_args)
                 if self.attention else None)
         up = functools.partial(UpConv, mode=self.upsample, norm=self.norm, **self.init_args)
-        return Decoder(self.channels, self._block(), up, gate, name="decoder")
+        return Decoder(self.channels, self.conv_block(), up, gate, name="decoder")
 
     def head(self):
         return Head(self.num_classes, self.kernel_init(), self.dtype, name="head")
 
     @nn.compact
     def __call__(self, x, train: bool = False):
+        if self.encoder is not None:
+            return encoder_unet.forward(self, x, train)
         x = self.prepare(x)
-        return self.head()(self.decoder()(self.encoder()(x, train), train))
+        return self.head()(self.plain_decoder()(self.plain_encoder()(x, train), train))
 
 
 @MODELS.register("attunet")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -42,6 +43,7 @@ def _problems(config: ml_collections.ConfigDict) -> list[str]:
             models.get_model(config.model, config.train.get("dtype", "float32"))
         except (TypeError, ValueError) as e:
             out.append(f"config.model: {e}")
+    out += _encoder_problems(config.model)
     try:
         mode = config.model.get("mode")
         losses.build_loss(config.loss, mode if mode in MODES else None)
@@ -103,6 +105,31 @@ def _mode_problems(config) -> list[str]:
         return [f"config.data.task={task!r} has {SYNTHETIC_TASKS[task]} class channel(s) but "
                 f"config.model.num_classes={c}"]
     return []
+
+
+def _encoder_problems(model) -> list[str]:
+    """``encoder_weights`` / ``freeze_encoder_epochs`` need an encoder, and the weights file must exist."""
+    from jaxseg.models import encoders
+
+    encoder, weights = model.get("encoder"), model.get("encoder_weights")
+    freeze = model.get("freeze_encoder_epochs") or 0
+    out = []
+    if encoder and encoder not in encoders.names():
+        out.append(f"config.model.encoder={encoder!r} is not an encoder; available: {', '.join(encoders.names())} "
+                   "(or None: the thesis's own encoder)")
+    widths = model.get("decoder_features")
+    if widths is not None and (len(widths) != 5 or min(widths) < 1):
+        out.append(f"config.model.decoder_features={tuple(widths)}: 5 positive widths, deepest first "
+                   "(smp's default: (256, 128, 64, 32, 16))")
+    if (weights or freeze) and not encoder:
+        out.append("config.model.encoder_weights / freeze_encoder_epochs need config.model.encoder "
+                   "(e.g. 'resnet34')")
+    if weights and not os.path.isfile(os.path.expanduser(weights)):
+        out.append(f"config.model.encoder_weights={weights}: no such file (a torchvision/timm state dict, "
+                   ".safetensors or .pth)")
+    if freeze < 0:
+        out.append(f"config.model.freeze_encoder_epochs={freeze} must be ≥ 0")
+    return out
 
 
 def rotated_extent(size: int, rotation_limit: float) -> float:

@@ -37,9 +37,10 @@ from jaxseg.training import crossval, parallel
 from jaxseg.training.config_check import check_resumable, validate_config
 from jaxseg.training.evaluation import checkpoint_mode, evaluate
 from jaxseg.training.guards import NonFiniteError, PreemptionGuard
-from jaxseg.training.optim import build_optimizer
+from jaxseg.training.optim import build_optimizer, freeze_encoder
 from jaxseg.training.run_log import MetricsLog, TensorBoardWriter, tqdm
-from jaxseg.training.steps import create_train_state, make_eval_step, make_train_step, trial_key
+from jaxseg.training.steps import (create_train_state, make_eval_step, make_train_step, trial_key,
+                                   with_pretrained_encoder)
 from jaxseg.training.workdir import prepare_workdir, safe_path
 
 FRESH_META = {"epoch": 0, "epoch_step": 0, "loss_sum": 0.0, "finite_steps": 0, "best": None}
@@ -154,12 +155,16 @@ def set_up(config: ml_collections.ConfigDict, workdir: str | Path, trials: int |
     collection = metrics.MetricCollection(config.eval.metrics, config.eval.threshold,
                                           num_classes=config.model.num_classes, mode=mode)
     tx = build_optimizer(config.optimizer, total_steps=config.train.epochs * source.steps_per_epoch)
+    tx = freeze_encoder(tx, int(config.model.get("freeze_encoder_epochs") or 0) * source.steps_per_epoch)
     if trials is None:
         keys = trial_key(config.seed, config.train.trial)
     else:
         keys = jnp.stack([trial_key(config.seed, t) for t in range(trials)])
         log_dirs = [prepare_workdir(safe_path(wd, d.name)) for d in log_dirs]
-    state = parallel.put_replicated(create_train_state(model, tx, keys, source.image_shape), mesh)
+    state = create_train_state(model, tx, keys, source.image_shape)
+    if config.model.get("encoder_weights"):
+        state = with_pretrained_encoder(state, config.model.encoder, config.model.encoder_weights, trials)
+    state = parallel.put_replicated(state, mesh)
     train_step, eval_step = _compiled_steps(model, tx, loss_fn, collection, augment, trials, mode)
     return Run(config=config, workdir=wd, trials=trials, mesh=mesh, source=source, collection=collection,
                state=state, train_step=train_step, eval_step=eval_step, loss_fn=loss_fn,

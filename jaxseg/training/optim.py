@@ -14,12 +14,17 @@ Schedules of the learning rate η_t at step t of T = epochs × steps per epoch
 * ``constant``: η_t = η (the thesis);
 * ``cosine``: η_t = η · ½(1 + cos(π t / T)) (Loshchilov & Hutter 2017);
 * ``poly``: η_t = η · (1 − t/T)^0.9 (nnU-Net, Isensee et al. 2021).
+
+``freeze_encoder`` keeps a pretrained encoder's weights fixed for the first K epochs
+(``config.model.freeze_encoder_epochs``; smp/fine-tuning practice): a step-counting mask.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
+import jax
+import jax.numpy as jnp
 import optax
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -67,3 +72,43 @@ def build_optimizer(opt_config: Mapping[str, Any], total_steps: int | None = Non
         return optax.chain(optax.add_decayed_weights(wd) if wd else optax.identity(),
                            optax.sgd(lr, momentum=cfg.get("momentum", 0.9), nesterov=cfg.get("nesterov", False)))
     raise ValueError(f"unknown optimizer {name!r}; available: {', '.join(OPTIMIZERS)}")
+
+
+class DelayedState(NamedTuple):
+    count: jax.Array  # updates seen so far
+    inner: Any  # the wrapped transformation's state, untouched while frozen
+
+
+def delayed(tx: optax.GradientTransformation, num_steps: int) -> optax.GradientTransformation:
+    """``tx`` that starts after ``num_steps`` updates: zero updates until then, and ``tx``'s state (Adam's
+    moments and step count, weight decay) untouched, so it then starts exactly as a fresh ``tx`` — as
+    PyTorch's optimizers treat a parameter with ``requires_grad=False`` (no gradient, no state)."""
+    def init(params):
+        return DelayedState(jnp.zeros([], jnp.int32), tx.init(params))
+
+    def update(updates, state, params=None):
+        def frozen(_):
+            return jax.tree_util.tree_map(jnp.zeros_like, updates), state.inner
+
+        def live(_):
+            return tx.update(updates, state.inner, params)
+
+        new_updates, inner = jax.lax.cond(state.count < num_steps, frozen, live, None)
+        return new_updates, DelayedState(optax.safe_int32_increment(state.count), inner)
+
+    return optax.GradientTransformation(init, update)
+
+
+def freeze_encoder(tx: optax.GradientTransformation, num_steps: int,
+                   prefix: str = "encoder") -> optax.GradientTransformation:
+    """``tx`` with the parameters under ``params[prefix]`` frozen for ``num_steps`` steps
+    (``config.model.freeze_encoder_epochs`` × steps per epoch): they get their own ``delayed`` copy
+    of ``tx``, the rest ``tx`` itself (``optax.multi_transform``)."""
+    if num_steps <= 0:
+        return tx
+
+    def labels(params):
+        return {k: jax.tree_util.tree_map(lambda _, k=k: "frozen" if k == prefix else "free", v)
+                for k, v in params.items()}
+
+    return optax.multi_transform({"frozen": delayed(tx, num_steps), "free": tx}, labels)

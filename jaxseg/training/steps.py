@@ -58,6 +58,33 @@ def create_train_state(model: nn.Module, tx: optax.GradientTransformation, rng: 
     return compiled(rng)
 
 
+def with_pretrained_encoder(state: TrainState, encoder_name: str, path: str, trials: int | None) -> TrainState:
+    """``state`` with its ``encoder`` parameters and BatchNorm statistics read from a torchvision/timm
+    state dict (``config.model.encoder_weights``; ``models.encoders.load_encoder_weights``: the file and
+    its mismatched keys are named on error). Vectorised trials all start from the same weights.
+    The optimizer state depends only on the parameters' shapes, so it stays as initialised."""
+    from jaxseg.errors import ConfigError
+    from jaxseg.models import encoders
+
+    def one(params, batch_stats):
+        variables = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
+        try:
+            loaded = encoders.load_encoder_weights(variables, encoder_name, path)
+        except ValueError as e:  # the model's encoder is not the file's (a DataError names a bad file)
+            raise ConfigError(f"config.model.encoder_weights={path}: {e}") from None
+        return loaded["params"], loaded.get("batch_stats", batch_stats)
+
+    if trials is None:
+        params, batch_stats = one(state.params, state.batch_stats)
+    else:  # stacked: load into trial 0's slice, then broadcast the encoder to every trial
+        first = jax.tree_util.tree_map(lambda x: x[0], (state.params, state.batch_stats))
+        params0, stats0 = one(*first)
+        params, batch_stats = jax.tree_util.tree_map(
+            lambda new, old: jnp.broadcast_to(new, old.shape).astype(old.dtype), (params0, stats0),
+            (state.params, state.batch_stats))
+    return state.replace(params=params, batch_stats=batch_stats)
+
+
 def trial_key(seed: int, trial: int) -> jax.Array:
     """The key of trial ``trial``: trials differ in initialisation and dropout, not in data order."""
     return jax.random.fold_in(jax.random.PRNGKey(seed), trial)
