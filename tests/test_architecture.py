@@ -21,8 +21,9 @@ ALLOWED = {
     "training": CORE | {"models", "losses", "metrics", "data", "training"},
     "inference": CORE | {"models", "losses", "metrics", "data", "training", "inference"},
     "reporting": CORE | {"models", "losses", "metrics", "data", "training", "inference", "reporting"},
+    "exporting": CORE | {"models", "losses", "metrics", "data", "training", "inference", "exporting"},
 }
-TF_LAYERS = {"data"}
+TF_LAYERS = {"data", "exporting"}  # exporting: jax2tf SavedModels
 
 
 def _modules():
@@ -93,7 +94,7 @@ def test_no_project_file_points_outside_the_repository():
 
 
 @pytest.mark.parametrize("script", ["jaxseg-train", "jaxseg-predict", "jaxseg-inspect", "jaxseg-report",
-                                    "jaxseg-aggregate"])
+                                    "jaxseg-aggregate", "jaxseg-export"])
 def test_console_scripts_are_installed_and_answer_help(script):
     exe = Path(sys.executable).parent / script
     if not exe.exists():

@@ -5,6 +5,7 @@
   jaxseg-inspect   python -m jaxseg.inspect    jaxseg.cli.inspect
   jaxseg-report    python -m jaxseg.report     jaxseg.cli.report
   jaxseg-aggregate python -m jaxseg.aggregate  jaxseg.cli.aggregate
+  jaxseg-export    python -m jaxseg.export     jaxseg.cli.export
 
 Each module parses arguments and calls library functions. ``jaxseg.cli.entry``
 is the only place that configures the process (``jaxseg.runtime``) and turns

@@ -3,6 +3,7 @@
   python -m jaxseg.predict --workdir=runs/x --input=scans/ --output=preds/ [--mode=tile] [--tta]
   python -m jaxseg.predict --workdir=runs/trials --input=scans/ --output=preds/     # ensemble of the trials
   python -m jaxseg.predict --workdir=runs/trials --trial=2 --input=...               # one trial
+  python -m jaxseg.predict --workdir=runs/cv5 --members=0,2 --input=...             # some folds' ensemble
   python -m jaxseg.predict --workdir=runs/histo --input=slide.svs --output=preds/ --downsample=16
 
 The library side is ``jaxseg.inference.predict`` (inputs, modes, outputs),
@@ -23,7 +24,8 @@ from jaxseg.cli import entry
 def _parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m jaxseg.predict", description=description)
     p.add_argument("--workdir", required=True,
-                   help="a training workdir (config.json + checkpoints/) or a multi-trial one (trial_<t>/)")
+                   help="a training workdir (config.json + checkpoints/), a multi-trial one (trial_<t>/) "
+                        "or a cross-validation root (fold_<k>/)")
     p.add_argument("--input", required=True, nargs="+", help="image files, slides and/or folders")
     p.add_argument("--output", required=True, help="folder for the predictions")
     p.add_argument("--mode", default="resize", choices=("resize", "tile"))
@@ -34,6 +36,9 @@ def _parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=None, help="default: the run's eval threshold")
     p.add_argument("--trial", type=int, default=None,
                    help="multi-trial workdir: use trial N only (default: the mean of all trials' probabilities)")
+    p.add_argument("--members", default=None,
+                   help="trials (multi-trial workdir) or folds (cross-validation root) to ensemble, e.g. 0,2 "
+                        "(default: all)")
     p.add_argument("--downsample", type=int, default=1,
                    help="slides: write labels at 1/D of level 0 (default 1: level-0 resolution)")
     p.add_argument("--prob-format", default="auto", choices=("auto", "npy"),
@@ -49,7 +54,7 @@ def main(argv=None) -> int:
     result = predict.predict_files(args.workdir, args.input, args.output, mode=args.mode, overlap=args.overlap,
                                    tta=args.tta, batch_size=args.batch_size, checkpoint=args.checkpoint,
                                    threshold=args.threshold, trial=args.trial, downsample=args.downsample,
-                                   prob_format=args.prob_format)
+                                   prob_format=args.prob_format, members=args.members)
     print(f"model: {result.model}")
     images = [w for w in result.written if w.slide is None]
     if images:

@@ -305,12 +305,12 @@ def _check_options(mode: str, overlap: float, downsample: int, prob_format: str)
 def predict_files(workdir: str, inputs: list[str], output: str, mode: str = "resize", overlap: float = 0.25,
                   tta: bool = False, batch_size: int = 8, checkpoint: str = "best",
                   threshold: float | None = None, progress: bool = True, trial: int | None = None,
-                  downsample: int = 1, prob_format: str = "auto") -> Prediction:
+                  downsample: int = 1, prob_format: str = "auto", members: str | None = None) -> Prediction:
     """Predicts every input with the run (or trials' ensemble) in ``workdir``; see the module docstring."""
     from jaxseg.inference import ensemble, slides
 
     _check_options(mode, overlap, downsample, prob_format)
-    model = ensemble.load(workdir, checkpoint, trial=trial, threshold=threshold)
+    model = ensemble.load(workdir, checkpoint, trial=trial, threshold=threshold, members=members)
     histo = model.config.get("data", {}).get("name") == "histopathology"
     files = find_inputs(inputs, slides.SLIDE_ONLY_EXTENSIONS if histo else ())
     names = output_names(files)
