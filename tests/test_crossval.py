@@ -171,42 +171,65 @@ def test_aggregate_of_an_incomplete_cv_root_is_one_line(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: ") and "fold(s) [1, 2] of 3 missing" in lines[0]
 
 
-@pytest.mark.slow
-def test_cv_root_predicts_with_the_folds_ensemble(tmp_path):
-    """predict --workdir=CV_ROOT averages the folds' probabilities (nnU-Net); --members picks folds."""
+@pytest.fixture(scope="module")
+def cv_root(tmp_path_factory):
+    """A 3-fold cross-validation root of a tiny U-Net (launch/cv.sh), and one phantom scan as a PNG."""
     from PIL import Image
 
     from jaxseg.data.sources import synthetic
-    from jaxseg.inference import ensemble
-    from jaxseg.inference.predict import Predictor
 
+    root = tmp_path_factory.mktemp("cv3")
     tiny = ["--config.train.progress=False", "--config.model.features=4", "--config.model.depth=2",
             "--config.data.image_size=32", "--config.data.num_train=16", "--config.data.num_val=8",
             "--config.train.epochs=1", "--config.train.batch_size=8"]
     env = dict(os.environ, PY=sys.executable)
     out = subprocess.run(["bash", str(REPO / "launch/cv.sh"), str(REPO / "configs/default.py"), "cv", "3", *tiny],
-                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=900)
+                         capture_output=True, text=True, cwd=root, env=env, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     images, _ = synthetic.generate(2, 32, seed=7)
-    Image.fromarray((images[0, ..., 0] * 255).round().astype(np.uint8)).save(tmp_path / "scan.png")
-    scan = np.asarray(Image.open(tmp_path / "scan.png"), np.float32)[None, ..., None] / 255.0
-    folds_p = [Predictor(tmp_path / "cv" / f"fold_{k}")(scan) for k in range(3)]
+    Image.fromarray((images[0, ..., 0] * 255).round().astype(np.uint8)).save(root / "scan.png")
+    scan = np.asarray(Image.open(root / "scan.png"), np.float32)[None, ..., None] / 255.0
+    return root, scan
 
-    model = ensemble.load(tmp_path / "cv")
+
+@pytest.mark.slow
+def test_cv_root_predicts_with_the_folds_ensemble(cv_root):
+    """predict --workdir=CV_ROOT averages the folds' probabilities (nnU-Net); --members picks folds."""
+    from PIL import Image
+
+    from jaxseg.inference import ensemble
+    from jaxseg.inference.predict import Predictor
+
+    root, scan = cv_root
+    folds_p = [Predictor(root / "cv" / f"fold_{k}")(scan) for k in range(3)]
+    model = ensemble.load(root / "cv")
     np.testing.assert_allclose(model(scan), np.mean(folds_p, axis=0), atol=1e-6)
-    picked = ensemble.load(tmp_path / "cv", members="0,2")
+    picked = ensemble.load(root / "cv", members="0,2")
     np.testing.assert_allclose(picked(scan), (folds_p[0] + folds_p[2]) / 2, atol=1e-6)
 
     pred = subprocess.run([sys.executable, "-m", "jaxseg.predict", "--workdir=cv", "--members=0,2",
                            "--input", "scan.png", "--output", "out"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=600)
+                          capture_output=True, text=True, cwd=root, timeout=600)
     assert pred.returncode == 0 and "Traceback" not in pred.stderr, pred.stderr[-2000:]
     assert "mean probability of 2 runs of 2 fold(s)" in pred.stdout
-    written = np.asarray(Image.open(tmp_path / "out" / "scan_prob.png"), np.float64) / 65535.0
+    written = np.asarray(Image.open(root / "out" / "scan_prob.png"), np.float64) / 65535.0
     np.testing.assert_allclose(written, picked(scan)[0, ..., 0], atol=2e-5)
 
     bad = subprocess.run([sys.executable, "-m", "jaxseg.predict", "--workdir=cv", "--members=0,5",
                           "--input", "scan.png", "--output", "out2"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=600)
+                         capture_output=True, text=True, cwd=root, timeout=600)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines()[-1] == "error: --members=0,5: cv has no fold_5/; its folds are 0, 1, 2"
+
+
+@pytest.mark.slow
+def test_cv_root_exports_as_one_model(cv_root, tmp_path):
+    """The folds' ensemble exported as one SavedModel gives the ensemble's probabilities."""
+    from jaxseg import exporting
+    from jaxseg.exporting import writers
+    from jaxseg.inference import ensemble
+
+    root, scan = cv_root
+    exporting.export(root / "cv", "savedmodel", tmp_path / "folds_sm", members="1,2")
+    expected = ensemble.load(root / "cv", members="1,2")(scan)
+    np.testing.assert_allclose(writers.run_savedmodel(tmp_path / "folds_sm", scan), expected, atol=1e-5)
