@@ -119,20 +119,25 @@ def _global_dice(pred: np.ndarray, mask: np.ndarray) -> float:
     return 2 * tp / (np.sum(pred) + np.sum(mask))
 
 
+def _cv_sh(cwd: Path, folds: int, num_train: int, epochs: int) -> subprocess.CompletedProcess:
+    """``launch/cv.sh configs/default.py cv FOLDS`` on a tiny U-Net and 32² phantoms, as a user runs it."""
+    tiny = ["--config.train.progress=False", "--config.model.features=4", "--config.model.depth=2",
+            "--config.data.image_size=32", f"--config.data.num_train={num_train}", "--config.data.num_val=8",
+            f"--config.train.epochs={epochs}", "--config.train.batch_size=8"]
+    out = subprocess.run(["bash", str(REPO / "launch/cv.sh"), str(REPO / "configs/default.py"), "cv", str(folds),
+                          *tiny], capture_output=True, text=True, cwd=cwd, env=dict(os.environ, PY=sys.executable),
+                         timeout=900)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr[-3000:]
+    return out
+
+
 @pytest.mark.slow
 def test_cv_journey_out_of_fold_dice_is_the_dice_of_the_predicted_masks(tmp_path):
     """launch/cv.sh trains 2 folds; aggregate's out-of-fold Dice = Dice over all folds' predictions."""
     from jaxseg.data.sources import synthetic
     from jaxseg.inference.predict import Predictor
 
-    tiny = ["--config.train.progress=False", "--config.model.features=4", "--config.model.depth=2",
-            "--config.data.image_size=32", "--config.data.num_train=24", "--config.data.num_val=8",
-            "--config.train.epochs=2", "--config.train.batch_size=8"]
-    env = dict(os.environ, PY=sys.executable)
-    out = subprocess.run(["bash", str(REPO / "launch/cv.sh"), str(REPO / "configs/default.py"), "cv", "2", *tiny],
-                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "Traceback" not in out.stderr
+    out = _cv_sh(tmp_path, folds=2, num_train=24, epochs=2)
     assert "out of fold" in out.stdout and "cross-validated over folds [0, 1]" in out.stdout
     summary = json.loads((tmp_path / "cv" / "cv_summary.json").read_text())
 
@@ -179,13 +184,7 @@ def cv_root(tmp_path_factory):
     from jaxseg.data.sources import synthetic
 
     root = tmp_path_factory.mktemp("cv3")
-    tiny = ["--config.train.progress=False", "--config.model.features=4", "--config.model.depth=2",
-            "--config.data.image_size=32", "--config.data.num_train=16", "--config.data.num_val=8",
-            "--config.train.epochs=1", "--config.train.batch_size=8"]
-    env = dict(os.environ, PY=sys.executable)
-    out = subprocess.run(["bash", str(REPO / "launch/cv.sh"), str(REPO / "configs/default.py"), "cv", "3", *tiny],
-                         capture_output=True, text=True, cwd=root, env=env, timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
+    _cv_sh(root, folds=3, num_train=16, epochs=1)
     images, _ = synthetic.generate(2, 32, seed=7)
     Image.fromarray((images[0, ..., 0] * 255).round().astype(np.uint8)).save(root / "scan.png")
     scan = np.asarray(Image.open(root / "scan.png"), np.float32)[None, ..., None] / 255.0
