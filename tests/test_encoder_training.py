@@ -89,3 +89,11 @@ def test_weights_of_another_encoder_are_one_line(tmp_path):
 def test_unknown_encoder_is_one_line(tmp_path):
     out = _train(tmp_path, "x", "--config.model.encoder=resnet99")
     _one_line_error(out, "config.model.encoder='resnet99' is not an encoder", "resnet34")
+
+
+def test_an_encoder_the_model_does_not_take_is_one_line(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "jaxseg.main", f"--config={REPO / 'configs/default.py'}",
+                          "--workdir=x", "--config.data.image_size=32", "--config.model.name=transunet",
+                          "--config.model.encoder=resnet34"], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=900)
+    _one_line_error(out, "config.model: TransUNet: unknown encoder 'resnet34'; it takes r50_vit_b16")

@@ -298,7 +298,7 @@ def test_input_must_be_divisible_by_32():
 
 def test_options_are_checked():
     with pytest.raises(ValueError, match="model 'unetpp' takes no pretrained encoder .* models that do: "
-                                         "attunet, r2unet, resattunet, resunet, unet"):
+                                         "attunet, r2unet, resattunet, resunet, transunet, unet"):
         models.get_model({"name": "unetpp", "encoder": "resnet18"})
     with pytest.raises(ValueError, match="decoder_features lists 3 widths"):
         jax.eval_shape(lambda: _model(decoder_features=[8, 8, 8]).init(KEY, jnp.zeros((1, 32, 32, 1))))

@@ -161,7 +161,10 @@ def set_up(config: ml_collections.ConfigDict, workdir: str | Path, trials: int |
     else:
         keys = jnp.stack([trial_key(config.seed, t) for t in range(trials)])
         log_dirs = [prepare_workdir(safe_path(wd, d.name)) for d in log_dirs]
-    state = create_train_state(model, tx, keys, source.image_shape)
+    try:  # the model checks its options against the input when it first sees one
+        state = create_train_state(model, tx, keys, source.image_shape)
+    except ValueError as e:
+        raise ConfigError(f"config.model: {e}") from None
     if config.model.get("encoder_weights"):
         state = with_pretrained_encoder(state, config.model.encoder, config.model.encoder_weights, trials)
     state = parallel.put_replicated(state, mesh)

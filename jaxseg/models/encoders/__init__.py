@@ -5,6 +5,7 @@
   resnet34       resnet.ResNet(basic, 3 4 6 3)       64, 64, 128, 256, 512
   resnet50       resnet.ResNet(bottleneck, 3 4 6 3)  64, 256, 512, 1024, 2048
   convnext_tiny  convnext.ConvNeXt(3 3 9 3)          None, 96, 192, 384, 768  (no stride-2 map)
+  r50_vit_b16    r50_vit.R50ViT (TransUNet's hybrid)  64, 256, 512, 768 (strides 2, 4, 8, 16; model 'transunet' only)
 
 Every encoder is a flax module called as ``(x, train)`` on NHWC x (H, W divisible by 32) that
 returns the five feature maps (``None`` where it has none). ``build(name)`` makes one,
@@ -13,6 +14,9 @@ torchvision (or timm, for ConvNeXt) state dict from ``.safetensors``/``.pth`` in
 (``torch_weights``), and ``load_encoder_weights(variables, name, path)`` puts those into a
 model's variables under the top-level name 'encoder' (``params`` and ``batch_stats``), checking
 every shape. Weights trained on ImageNet expect inputs normalised with ImageNet's mean and std.
+'r50_vit_b16' (R50 + ViT-B/16, both under 'encoder') is TransUNet's encoder, not a U-Net family
+encoder: ``build`` refuses it, and ``load_encoder_weights`` reads the paper's ``.npz`` or timm's
+state dict for it (``r50_vit``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import jax
 import jax.numpy as jnp
 from flax import traverse_util
 
-from jaxseg.models.encoders import convnext, resnet
+from jaxseg.models.encoders import convnext, r50_vit, resnet
 from jaxseg.models.encoders.torch_weights import convert, convnext_format, convnext_key, read_state_dict, resnet_key
 from jaxseg.registry import Registry
 
@@ -53,12 +57,15 @@ for _name, (_family, _fields) in SPECS.items():
 
 
 def names() -> list[str]:
-    """The encoder names ``build`` accepts."""
-    return ENCODERS.names()
+    """The encoder names ``config.model.encoder`` accepts (``build``'s and TransUNet's r50_vit_b16)."""
+    return sorted([*ENCODERS.names(), r50_vit.NAME])
 
 
 def build(encoder: str, /, **kw):
     """The flax module of encoder ``encoder`` (keywords: ``dtype``, ``name`` — the module's)."""
+    if encoder == r50_vit.NAME:
+        raise ValueError(f"encoder {encoder!r} is TransUNet's R50-ViT-B/16 hybrid: use it with "
+                         f"config.model.name='transunet'; the U-Net family takes {', '.join(ENCODERS.names())}")
     ENCODERS.check(encoder, kw)
     return ENCODERS.get(encoder)(**kw)
 
@@ -108,15 +115,11 @@ def load_encoder_weights(variables: Mapping, encoder_name: str, path: str | os.P
     if "encoder" not in params:
         raise ValueError(f"the variables have no params['encoder'] (top-level names: {sorted(params)}); "
                          "build the model with config.model.encoder set")
-    first = FIRST_CONV[family(encoder_name)]
-    if in_channels is None:
-        node = params["encoder"]
-        for p in first:
-            if p not in node:
-                raise ValueError(f"the model's encoder is not a {encoder_name}: it has no {'/'.join(first)}")
-            node = node[p]
-        in_channels = int(node.shape[2])
-    loaded = load_torch_weights(encoder_name, path, in_channels)
+    if encoder_name == r50_vit.NAME:  # shapes from the model: its input channels and position grid
+        loaded = r50_vit.load_weights(path, _shapes({c: dict(variables.get(c, {})).get("encoder", {})
+                                                     for c in ("params", "batch_stats")}))
+    else:
+        loaded = load_torch_weights(encoder_name, path, _in_channels(params, encoder_name, in_channels))
     old = {coll: dict(variables.get(coll, {})).get("encoder", {}) for coll in loaded}
     _check_same_leaves(old, loaded, encoder_name)
     out = dict(variables)
@@ -125,6 +128,23 @@ def load_encoder_weights(variables: Mapping, encoder_name: str, path: str | os.P
         new = {k: jnp.asarray(v, flat_old[k].dtype) for k, v in traverse_util.flatten_dict(tree).items()}
         out[coll] = {**dict(variables[coll]), "encoder": traverse_util.unflatten_dict(new)}
     return out
+
+
+def _in_channels(params: Mapping, encoder_name: str, in_channels: Optional[int]) -> int:
+    """``in_channels``, or the input width of the model encoder's first convolution."""
+    if in_channels is not None:
+        return in_channels
+    first = FIRST_CONV[family(encoder_name)]
+    node = params["encoder"]
+    for p in first:
+        if p not in node:
+            raise ValueError(f"the model's encoder is not a {encoder_name}: it has no {'/'.join(first)}")
+        node = node[p]
+    return int(node.shape[2])
+
+
+def _shapes(tree: Mapping) -> dict[tuple, tuple]:
+    return {k: tuple(v.shape) for k, v in traverse_util.flatten_dict(dict(tree)).items()}
 
 
 def _check_same_leaves(old: Mapping, new: Mapping, encoder_name: str) -> None:
