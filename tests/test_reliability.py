@@ -112,8 +112,11 @@ def test_every_loss_is_finite_on_degenerate_batches_in_float32_and_bf16(name):
 
 
 def test_the_package_never_unpickles():
+    """No unpickling anywhere; the one exception is torch's restricted loader for .pth encoder weights,
+    ``torch.load(..., weights_only=True)`` (tensors and plain containers only, no code)."""
     pattern = re.compile(r"\bimport pickle\b|\bpickle\.load|\bcloudpickle\b|\bdill\b|allow_pickle\s*=\s*True|"
-                         r"torch\.load|joblib\.load")
+                         r"joblib\.load")
     offenders = [f"{p}:{i}" for p in (ROOT / "jaxseg").rglob("*.py")
-                 for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+                 for i, line in enumerate(p.read_text().splitlines(), 1)
+                 if pattern.search(line) or ("torch.load" in line and "weights_only=True" not in line)]
     assert offenders == []
