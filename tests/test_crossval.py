@@ -132,24 +132,24 @@ def _cv_sh(cwd: Path, folds: int, num_train: int, epochs: int) -> subprocess.Com
 
 
 @pytest.mark.slow
-def test_cv_journey_out_of_fold_dice_is_the_dice_of_the_predicted_masks(tmp_path):
-    """launch/cv.sh trains 2 folds; aggregate's out-of-fold Dice = Dice over all folds' predictions."""
+def test_cv_journey_out_of_fold_dice_is_the_dice_of_the_predicted_masks(cv_root):
+    """launch/cv.sh trains 3 folds; aggregate's out-of-fold Dice = Dice over all folds' predictions."""
     from jaxseg.data.sources import synthetic
     from jaxseg.inference.predict import Predictor
 
-    out = _cv_sh(tmp_path, folds=2, num_train=24, epochs=2)
-    assert "out of fold" in out.stdout and "cross-validated over folds [0, 1]" in out.stdout
-    summary = json.loads((tmp_path / "cv" / "cv_summary.json").read_text())
+    root, _, out = cv_root
+    assert "out of fold" in out.stdout and "cross-validated over folds [0, 1, 2]" in out.stdout
+    summary = json.loads((root / "cv" / "cv_summary.json").read_text())
 
-    images, masks = synthetic.generate(32, 32, "infection", seed=0)
+    images, masks = synthetic.generate(24, 32, "infection", seed=0)  # num_train + num_val, pooled
     strata = folds.has_foreground(masks)
     preds, truth, fold_dice = [], [], []
-    for f in range(2):
-        _, val = folds.fold_split(32, 2, f, 0, strata)
-        probs = Predictor(tmp_path / "cv" / f"fold_{f}", which="latest")(images[val])
+    for f in range(3):
+        _, val = folds.fold_split(24, 3, f, 0, strata)
+        probs = Predictor(root / "cv" / f"fold_{f}", which="latest")(images[val])
         preds.append(probs > 0.5)
         truth.append(masks[val] > 0.5)
-        records = (tmp_path / "cv" / f"fold_{f}" / "metrics.jsonl").read_text().splitlines()
+        records = (root / "cv" / f"fold_{f}" / "metrics.jsonl").read_text().splitlines()
         fold_dice.append(np.median([json.loads(r)["val/dice"] for r in records]))  # the default rule
     oof = summary["out_of_fold"]["val/dice"]["mean"]
     np.testing.assert_allclose(oof, _global_dice(np.concatenate(preds), np.concatenate(truth)), atol=1e-5)
@@ -157,10 +157,10 @@ def test_cv_journey_out_of_fold_dice_is_the_dice_of_the_predicted_masks(tmp_path
     np.testing.assert_allclose(cv["per_fold"], fold_dice, atol=1e-6)  # median of the last 5 (here 2) epochs
     np.testing.assert_allclose(cv["mean"], np.mean(fold_dice), atol=1e-6)
     rep = subprocess.run([sys.executable, "-m", "jaxseg.report", "cv", "--no-figures", "--output", "rep"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=600)
+                         capture_output=True, text=True, cwd=root, timeout=600)
     assert rep.returncode == 0 and "Traceback" not in rep.stderr, rep.stderr[-2000:]
-    row = (tmp_path / "rep" / "table.md").read_text().splitlines()[2].split("|")
-    header = (tmp_path / "rep" / "table.md").read_text().splitlines()[0].split("|")
+    row = (root / "rep" / "table.md").read_text().splitlines()[2].split("|")
+    header = (root / "rep" / "table.md").read_text().splitlines()[0].split("|")
     assert row[header.index(" DSC ")].strip() == f"{cv['mean']:.4f} ({cv['std']:.4f})"
 
 
@@ -178,17 +178,17 @@ def test_aggregate_of_an_incomplete_cv_root_is_one_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def cv_root(tmp_path_factory):
-    """A 3-fold cross-validation root of a tiny U-Net (launch/cv.sh), and one phantom scan as a PNG."""
+    """A 3-fold cross-validation root of a tiny U-Net (launch/cv.sh: its output too), and a phantom scan."""
     from PIL import Image
 
     from jaxseg.data.sources import synthetic
 
     root = tmp_path_factory.mktemp("cv3")
-    _cv_sh(root, folds=3, num_train=16, epochs=1)
+    out = _cv_sh(root, folds=3, num_train=16, epochs=2)
     images, _ = synthetic.generate(2, 32, seed=7)
     Image.fromarray((images[0, ..., 0] * 255).round().astype(np.uint8)).save(root / "scan.png")
     scan = np.asarray(Image.open(root / "scan.png"), np.float32)[None, ..., None] / 255.0
-    return root, scan
+    return root, scan, out
 
 
 @pytest.mark.slow
@@ -199,7 +199,7 @@ def test_cv_root_predicts_with_the_folds_ensemble(cv_root):
     from jaxseg.inference import ensemble
     from jaxseg.inference.predict import Predictor
 
-    root, scan = cv_root
+    root, scan, _ = cv_root
     folds_p = [Predictor(root / "cv" / f"fold_{k}")(scan) for k in range(3)]
     model = ensemble.load(root / "cv")
     np.testing.assert_allclose(model(scan), np.mean(folds_p, axis=0), atol=1e-6)
@@ -228,7 +228,7 @@ def test_cv_root_exports_as_one_model(cv_root, tmp_path):
     from jaxseg.exporting import writers
     from jaxseg.inference import ensemble
 
-    root, scan = cv_root
+    root, scan, _ = cv_root
     exporting.export(root / "cv", "savedmodel", tmp_path / "folds_sm", members="1,2")
     expected = ensemble.load(root / "cv", members="1,2")(scan)
     np.testing.assert_allclose(writers.run_savedmodel(tmp_path / "folds_sm", scan), expected, atol=1e-5)

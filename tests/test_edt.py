@@ -76,7 +76,7 @@ def test_each_row_pass_matches_scipy(shape, spacing, p, row_pass):
     np.testing.assert_allclose(out, _scipy_filled(mask, spacing), rtol=1e-6, atol=1e-5)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(h=st.integers(1, 12), w=st.integers(1, 12), p=st.floats(0.0, 1.0),
        sh=st.sampled_from([1.0, 0.5, 1.7]), sw=st.sampled_from([1.0, 0.3, 2.5]),
        row_pass=st.sampled_from(ROW_PASSES), jit=st.booleans(), seed=st.integers(0, 2**31 - 1))
@@ -98,7 +98,7 @@ def test_all_foreground_and_all_background(row_pass):
     np.testing.assert_array_equal(edt(np.zeros((2, 5, 8), bool), row_pass=row_pass), np.zeros((2, 5, 8)))
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(b=st.integers(1, 3), h=st.integers(1, 6), w=st.integers(1, 40), spacing=st.sampled_from([1.0, 0.7, 3.0]),
        p_sentinel=st.floats(0.0, 1.0), seed=st.integers(0, 2**31 - 1))
 def test_envelope_equals_brute_force_on_random_g2(b, h, w, spacing, p_sentinel, seed):

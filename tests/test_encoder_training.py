@@ -42,20 +42,14 @@ def _encoder_params(workdir):
 
 
 @pytest.mark.slow
-def test_weights_load_and_stay_frozen_then_train(tmp_path):
+def test_weights_load_and_stay_frozen(tmp_path):
     weights = _resnet18_file(tmp_path / "r18.safetensors")
     expected = encoders.load_torch_weights("resnet18", weights, in_channels=1)["params"]
     out = _train(tmp_path, "frozen", f"--config.model.encoder_weights={weights}",
                  "--config.model.freeze_encoder_epochs=1", "--config.train.epochs=1")
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr[-3000:]
     jax.tree_util.tree_map(np.testing.assert_array_equal, _encoder_params(tmp_path / "frozen"), expected)
-
-    out = _train(tmp_path, "free", f"--config.model.encoder_weights={weights}", "--config.train.epochs=1")
-    assert out.returncode == 0, out.stderr[-3000:]
-    trained = _encoder_params(tmp_path / "free")
-    assert not np.allclose(trained["conv1"]["kernel"], expected["conv1"]["kernel"])
-    diff = jax.tree_util.tree_map(lambda a, b: float(np.max(np.abs(a - b))), trained, expected)
-    assert max(jax.tree_util.tree_leaves(diff)) < 1.0  # trained from the loaded weights, not from scratch
+    # after the frozen epochs the encoder trains (tests/test_freeze_encoder.py: a fresh Adam from then on)
 
 
 def _one_line_error(out, *fragments):

@@ -54,7 +54,7 @@ def main(argv=None) -> int:
 
 
 def run(argv=None):
-    entry.run(main, argv, tensorflow=True)
+    entry.run(main, argv)  # TensorFlow only when a SavedModel is written (exporting.writers)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ def main(argv) -> int:
 def run():
     sys.modules["__main__"].__doc__ = __doc__  # absl's --help prints the __main__ module's docstring
     flags.mark_flags_as_required(["config", "workdir"])
-    app.run(lambda argv: entry.run(main, argv, tensorflow=True))
+    app.run(lambda argv: entry.run(main, argv))  # the trainer imports TensorFlow (off GPUs) once the config checks
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -48,9 +49,11 @@ def require(fmt: str) -> None:
     """Raises ``JaxsegError`` with the one ``pip install`` line when a package ``fmt`` needs is missing."""
     missing = []
     for name in NEEDS[fmt]:
-        try:
-            importlib.import_module(name)
-        except ImportError:
+        try:  # found, not imported: TensorFlow is imported (off the GPUs) only to write a SavedModel
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # ValueError: a module set to None in sys.modules (tests)
+            found = False
+        if not found:
             missing.append(name)
     if missing:
         raise JaxsegError(f"--format={fmt} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
@@ -110,8 +113,18 @@ def write_onnx(f: Callable, params, spec: jax.ShapeDtypeStruct, output: Path, co
     return output
 
 
-def write_savedmodel(f: Callable, params, spec: jax.ShapeDtypeStruct, output: Path, contract: dict) -> Path:
+def _tensorflow():
+    """TensorFlow, imported only for a SavedModel (4–5 s) and kept off the GPUs JAX uses."""
+    from jaxseg.data.tf_devices import hide_accelerators_from_tensorflow
+
+    hide_accelerators_from_tensorflow()
     import tensorflow as tf
+
+    return tf
+
+
+def write_savedmodel(f: Callable, params, spec: jax.ShapeDtypeStruct, output: Path, contract: dict) -> Path:
+    tf = _tensorflow()  # before jax2tf, which imports TensorFlow too
     from jax.experimental import jax2tf
 
     dynamic = not isinstance(spec.shape[0], int)
@@ -144,7 +157,7 @@ def run_onnx(path: str | Path, images: np.ndarray) -> np.ndarray:
 
 def run_savedmodel(path: str | Path, images: np.ndarray) -> np.ndarray:
     """The probabilities a SavedModel export gives for ``images`` (TensorFlow)."""
-    import tensorflow as tf
+    tf = _tensorflow()
 
     loaded = tf.saved_model.load(str(path))  # held: its functions reference the variables it owns
     return loaded.predict(tf.constant(np.asarray(images, np.float32))).numpy()

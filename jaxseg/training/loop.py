@@ -140,8 +140,11 @@ def set_up(config: ml_collections.ConfigDict, workdir: str | Path, trials: int |
     if (wd / "checkpoints").is_dir():  # a changed config is refused before any data is read
         check_resumable(log_dirs[0] / "config.json", _logged_config(config, trials, 0))
 
-    from jaxseg import data  # imported here: the data layer brings TensorFlow
+    from jaxseg import data  # imported here: the data layer brings TensorFlow, kept off the GPUs
     from jaxseg.data.augment.device import make_device_augment
+    from jaxseg.data.tf_devices import hide_accelerators_from_tensorflow
+
+    hide_accelerators_from_tensorflow()  # after the config checks: a mistake is reported without TF's 4 s
 
     source = data.get_source(config, jax.process_index(), jax.process_count())
     if source.mask_channels != config.model.num_classes:  # before anything compiles
