@@ -36,16 +36,7 @@ from scipy import ndimage
 
 from jaxseg.losses.boundary import signed_distance_map
 from jaxseg.ops.edt import euclidean_distance_transform
-
-
-def median_time(fn, repeats):
-    fn()  # warm-up / compile
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+from timing import median_time  # bench/timing.py (scripts run as bench/<name>.py)
 
 
 def machine():

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import subprocess
 import time
 
@@ -29,16 +28,7 @@ from scipy import ndimage
 
 from jaxseg.losses.lovasz import lovasz_hinge
 from jaxseg.ops.edt import euclidean_distance_transform
-
-
-def median_time(fn, repeats):
-    fn()  # warm-up / compile
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+from timing import median_time  # bench/timing.py (scripts run as bench/<name>.py)
 
 
 def berman_port_jax(logits, labels):
