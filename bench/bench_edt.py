@@ -21,10 +21,7 @@ round. Agreement (max |Δ|) is checked before timing.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-import time
 
 from jaxseg import runtime  # noqa: E402  (the commands' process settings, before JAX starts)
 runtime.configure_process()
@@ -36,15 +33,7 @@ from scipy import ndimage
 
 from jaxseg.losses.boundary import signed_distance_map
 from jaxseg.ops.edt import euclidean_distance_transform
-from timing import median_time  # bench/timing.py (scripts run as bench/<name>.py)
-
-
-def machine():
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    gpu = [str(d) for d in jax.devices() if d.platform != "cpu"]
-    load = os.getloadavg()[0]
-    return (f"{platform.node() or 'host'}: nproc={os.cpu_count()}, CPU {cpu}, load avg {load:.1f}, "
-            f"jax {jax.__version__} backend {jax.default_backend()}{' ' + ', '.join(gpu) if gpu else ''}")
+from timing import machine, median_time  # bench/timing.py (scripts run as bench/<name>.py)
 
 
 def masks(kind, batch, size, rng):
