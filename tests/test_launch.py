@@ -36,7 +36,7 @@ def test_sweep_of_experiment2_smoke(tmp_path):
 
 
 def test_gpu_benchmark_script_dry_run(tmp_path):
-    """bench/gpu.sh runs end to end (tiny U-Net, one step, on the CPU here) and writes its JSON."""
+    """bench/gpu.sh runs every part end to end (tiny sizes, on the CPU here) and writes its files."""
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
                JAXSEG_BENCH_NO_TORCH="1")
     proc = subprocess.run(["bash", os.path.join(ROOT, "bench", "gpu.sh"), "--dry-run", str(tmp_path)],
@@ -48,6 +48,9 @@ def test_gpu_benchmark_script_dry_run(tmp_path):
     assert result["config"]["dtype"] == "bfloat16" and result["jaxseg"]["images_per_s"] > 0
     assert result["jaxseg"]["flops_per_step"] > 0 and 0 < result["jaxseg"]["mfu"] < 1
     assert (tmp_path / "gpu_unet.txt").read_text().count("images/s") == 2
+    assert "lovasz_hinge fwd+bwd (2, 32, 32): jaxseg" in (tmp_path / "gpu_lovasz.txt").read_text()
+    assert "modified_average_hausdorff of one 32² image" in (tmp_path / "gpu_eval.txt").read_text()
+    assert "signed distance map  jaxseg vs scipy" in (tmp_path / "gpu_edt.txt").read_text()
 
 
 @pytest.mark.parametrize("flag, variant", [("--smoke", "smoke"), ("--demo", "demo")])
