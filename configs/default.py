@@ -23,6 +23,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.num_folds = ml_collections.config_dict.placeholder(int)  # K-fold cross-validation (None: off)
     c.data.fold = 0  # with num_folds: the fold that validates (0..K-1); launch/cv.sh runs them all
     c.data.cache_dir = ""  # prepared datasets / patch caches ("" = ~/tensorflow_datasets)
+    # True: arrays in memory; False: stream from shards (python -m jaxseg.prepare builds them ahead of time);
+    # 'auto': in memory when the arrays take at most memory_budget_gb, else streaming (jaxseg.data.streaming)
+    c.data.in_memory = ml_collections.FieldReference("auto", field_type=object)
+    c.data.memory_budget_gb = 4.0
     c.data.skip_bad_files = False  # True: leave out unreadable/inconsistent files and list them
     c.data.categories = ml_collections.config_dict.placeholder(tuple)  # COVID-QU-Ex classes (None: per task)
     c.data.channels = 1  # folder datasets: 1 = grayscale, 3 = colour

@@ -119,8 +119,8 @@ def test_sigterm_mid_epoch_saves_and_resumes_exactly(uninterrupted, tmp_path, mo
     original = ArraySource.train_batches
     calls = {"n": 0}
 
-    def preempting(self, epoch):
-        for i, batch in enumerate(original(self, epoch)):
+    def preempting(self, epoch, start_step=0):
+        for i, batch in enumerate(original(self, epoch, start_step), start=start_step):
             if epoch == 1 and i == 0 and calls["n"] == 0:
                 calls["n"] += 1
                 os.kill(os.getpid(), signal.SIGTERM)

@@ -50,7 +50,9 @@ def main(argv) -> int:
 
     none_strings_to_none(_CONFIG.value)
     record = trials.run(_CONFIG.value, _WORKDIR.value)
-    for r in record if isinstance(record, list) else [record]:
+    import jax  # started by the trainer: several processes report once, from process 0
+
+    for r in (record if isinstance(record, list) else [record]) if jax.process_index() == 0 else []:
         if r:
             print(format_record(r))
     return 0

@@ -2,6 +2,10 @@
 
 Every source serves the same interface (``jaxseg.data.pipeline.ArraySource``):
 ``train_batches(epoch)``, ``eval_batches()``, ``steps_per_epoch``, ``image_shape``.
+``config.data.in_memory`` (True, False or 'auto': in memory up to
+``config.data.memory_budget_gb``) chooses between the registered factory (arrays
+in memory) and ``jaxseg.data.streaming`` (the same batches, read from shards
+prepared once under the cache directory; ``python -m jaxseg.prepare``).
 The datasets live in ``jaxseg.data.sources``; each is registered here by one
 decorated factory that imports its module when called, so ``import jaxseg.data``
 stays light (TensorFlow, imported only inside this package, loads on first use).
@@ -58,4 +62,9 @@ def available() -> list[str]:
 
 
 def get_source(config, process_index: int = 0, process_count: int = 1):
-    return DATASETS.get(config.data.name)(config, process_index, process_count)
+    factory = DATASETS.get(config.data.name)
+    from jaxseg.data import streaming
+
+    if streaming.storage(config) == "streaming":
+        return streaming.load(config, process_index, process_count)
+    return factory(config, process_index, process_count)

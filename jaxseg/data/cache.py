@@ -164,3 +164,9 @@ def _file_changes(old: list, new: list) -> str:
     parts = [f"{len(v)} {what} (first: {v[0]})" for what, v in
              (("files modified", modified), ("files added", added), ("files removed", removed)) if v]
     return "source " + ", ".join(parts) if parts else ""
+
+
+def cache_root(data_config) -> str:
+    """``config.data.cache_dir``, or TFDS's usual ``~/tensorflow_datasets`` when empty: where every
+    prepared copy lives (TFDS builds, slide patch caches, streaming shards under ``shards/``)."""
+    return os.path.expanduser(data_config.get("cache_dir", "") or "~/tensorflow_datasets")

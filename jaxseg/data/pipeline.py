@@ -70,6 +70,9 @@ class ArraySource:
     Args:
       train, val: dicts with at least ``image`` and ``mask`` arrays of equal length.
       batch_size: the global batch size (split over processes in multi-host runs).
+      process_index, process_count: this process among several (``jax.process_index()``,
+        ``jax.process_count()``); it serves only its ``batch_size / process_count`` rows of each
+        global batch, training and validation alike.
       seed: shuffle seed.
       augment: optional ``fn(batch_dict_of_tf_tensors, seed_tensor) -> batch`` run in tf.data
         on each training batch with a stateless seed derived from (seed, epoch, step).
@@ -125,49 +128,86 @@ class ArraySource:
         """C of the (N, H, W, C) masks: the number of classes the data label."""
         return int(self.train["mask"].shape[-1])
 
-    def _local(self, batch: Batch) -> Batch:
-        if self.process_count == 1:
-            return batch
-        n = self.batch_size // self.process_count
-        sl = slice(self.process_index * n, (self.process_index + 1) * n)
-        return {k: v[sl] for k, v in batch.items()}
+    @property
+    def local_batch_size(self) -> int:
+        """This process's rows of every global batch: ``batch_size / process_count``."""
+        return self.batch_size // self.process_count
 
-    def train_batches(self, epoch: int) -> Iterator[Batch]:
-        """Yields ``steps_per_epoch`` host-local batches of epoch ``epoch``."""
+    def _rows(self) -> slice:
+        """Process p serves rows [p·n, (p+1)·n) of each global batch (n = ``local_batch_size``): the mesh
+        orders devices process by process, so these rows land on its own devices (``parallel.put_batch``)."""
+        n = self.local_batch_size
+        return slice(self.process_index * n, (self.process_index + 1) * n)
+
+    def epoch_indices(self, epoch: int) -> np.ndarray:
+        """(steps_per_epoch, batch_size) training example indices of epoch ``epoch``: row s is global batch s,
+        the same on every process (it depends on (seed, epoch) only)."""
         if self.sample_weights is None:
             perm = epoch_permutation(self.num_train, self.seed, epoch)
         else:
             perm = epoch_sample(self.sample_weights, self.seed, epoch)
-        perm = perm[: self.steps_per_epoch * self.batch_size]
-        arrays = {k: v for k, v in self.train.items()}
-        ds = tf.data.Dataset.from_tensor_slices(perm.astype(np.int64))
-        ds = ds.batch(self.batch_size, drop_remainder=True)
-        tensors = {k: tf.constant(v) for k, v in arrays.items()}
-        ds = ds.map(lambda idx: _tf_float({k: tf.gather(t, idx) for k, t in tensors.items()}),
+        return perm[: self.steps_per_epoch * self.batch_size].reshape(self.steps_per_epoch, self.batch_size)
+
+    def local_train_indices(self, epoch: int) -> np.ndarray:
+        """(steps_per_epoch, local_batch_size): the examples this process gathers in epoch ``epoch``."""
+        return self.epoch_indices(epoch)[:, self._rows()]
+
+    def _train_tensors(self) -> dict:
+        """The training arrays as TensorFlow tensors, made once (not copied again every epoch)."""
+        if getattr(self, "_tensors", None) is None:
+            self._tensors = {k: tf.constant(v) for k, v in self.train.items()}
+        return self._tensors
+
+    def train_batches(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
+        """Yields the host-local batches ``start_step..steps_per_epoch-1`` of epoch ``epoch``: this process's
+        rows of each global batch, gathered (and decoded to float) on their own — no process touches the
+        others' rows. A resumed epoch starts at its step without gathering the batches before it.
+
+        Host augmentation (``augment_on='host'``) draws its random numbers per global batch, so with
+        several processes each still augments the whole global batch and keeps its rows: the same numbers
+        as one process (the default on-device augmentation runs inside the global step and has no such cost).
+        """
+        whole = self.augment is not None and self.process_count > 1
+        idx = (self.epoch_indices(epoch) if whole else self.local_train_indices(epoch))[start_step:]
+        ds = tf.data.Dataset.from_tensor_slices(idx.astype(np.int64))  # one element per step
+        tensors = self._train_tensors()
+        ds = ds.map(lambda i: _tf_float({k: tf.gather(t, i) for k, t in tensors.items()}),
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         if self.augment is not None:
-            steps = tf.data.Dataset.range(self.steps_per_epoch)
+            steps = tf.data.Dataset.range(start_step, self.steps_per_epoch)
             ds = tf.data.Dataset.zip((ds, steps)).map(
                 lambda b, s: self.augment(b, tf.stack([tf.cast(self.seed, tf.int64) * 1_000_003 + epoch, s])),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        if whole:
+            rows = self._rows()
+            ds = ds.map(lambda b: {k: v[rows] for k, v in b.items()})
         ds = ds.prefetch(tf.data.AUTOTUNE)
-        for batch in ds.as_numpy_iterator():
-            yield self._local(batch)
+        yield from ds.as_numpy_iterator()
+
+    def local_eval_rows(self, step: int) -> tuple[int, int]:
+        """[start, stop) of the validation examples this process evaluates in eval batch ``step`` (its rows
+        of the global batch, cut at the end of the set; possibly empty)."""
+        n = self.local_batch_size
+        start = min(step * self.batch_size + self.process_index * n, self.num_val)
+        return start, min(start + n, self.num_val)
 
     def eval_batches(self) -> Iterator[Batch]:
-        """Validation batches in order; the last is padded and marked by ``valid``."""
-        n, bs = self.num_val, self.batch_size
-        for start in range(0, n, bs):
-            stop = min(start + bs, n)
+        """Validation batches in order (this process's rows of each); padding marked by ``valid``.
+
+        Every process yields ``eval_steps`` batches of ``local_batch_size`` rows — the last ones padded
+        with zeros and ``valid=False``, so padding never counts in a metric.
+        """
+        n = self.local_batch_size
+        for step in range(self.eval_steps):
+            start, stop = self.local_eval_rows(step)
             batch = _np_float({k: v[start:stop] for k, v in self.val.items()})
-            pad = bs - (stop - start)
-            valid = np.ones((bs,), bool)
+            pad = n - (stop - start)
+            valid = np.arange(n) < stop - start
             if pad:
-                valid[stop - start:] = False
                 batch = {k: np.concatenate([v, np.zeros((pad,) + v.shape[1:], v.dtype)])
                          for k, v in batch.items()}
             batch["valid"] = valid
-            yield self._local(batch)
+            yield batch
 
 
 def source_from_arrays(train: Mapping[str, np.ndarray], val: Mapping[str, np.ndarray], config,

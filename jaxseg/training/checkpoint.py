@@ -7,6 +7,12 @@ sum, best metric so far, the last validation metrics). ``best`` holds one
 checkpoint, replaced whenever ``config.eval.checkpoint_metric`` improves.
 Orbax writes each checkpoint to a temporary folder and renames it when complete,
 so a crash mid-save leaves the previous checkpoint intact.
+
+Several processes: saving and restoring are collective — every process calls
+``save``/``restore`` for the same step; orbax writes each array shard from the
+process that holds it (a replicated array once, from process 0), process 0 writes
+the metadata and ``meta`` and commits the folder after a barrier. The folder must
+therefore be one every process sees (a shared filesystem across hosts).
 """
 
 from __future__ import annotations
@@ -27,8 +33,15 @@ class CheckpointError(JaxsegError, RuntimeError):
 
 
 def _manager(directory: Path, max_to_keep: int | None = None, create: bool = True) -> ocp.CheckpointManager:
-    """A manager of ``state`` (a pytree of arrays) + ``meta`` (JSON) items."""
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create, read_only=not create)
+    """A manager of ``state`` (a pytree of arrays) + ``meta`` (JSON) items.
+
+    Its multi-process barriers are named after the folder: ``latest`` and ``best`` save the same
+    step at the same time, and orbax's barrier names (e.g. ``_async_write_complete.<step>``) would
+    otherwise collide between the two managers' background threads.
+    """
+    multiprocessing = ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=f"jaxseg_{directory.name}")
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create, read_only=not create,
+                                           multiprocessing_options=multiprocessing)
     return ocp.CheckpointManager(directory.absolute(), options=options, item_handlers={
         "state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()})
 
@@ -49,8 +62,11 @@ def read_meta(mngr: ocp.CheckpointManager, step: int) -> dict:
 
 
 def read_state(mngr: ocp.CheckpointManager, step: int):
-    """The state as nested dicts of numpy arrays, without knowing the model."""
-    return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+    """The state as nested dicts of arrays, without knowing the model — on this process's first device,
+    whatever devices saved it (a run on several devices or processes is read by a 1-device predict)."""
+    here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return mngr.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(fallback_sharding=here)))["state"]
 
 
 def is_better(value: float, best: float | None, mode: str) -> bool:

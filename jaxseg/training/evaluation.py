@@ -2,6 +2,11 @@
 
 ``evaluate`` streams ``eval_step`` over ``source.eval_batches()`` with the metric
 statistics on device and transfers to the host once, at the end.
+
+With several processes each feeds only its rows of every validation batch (the
+padding of the last one marked ``valid=False``); ``put_batch`` makes them one global
+batch, so the jitted ``eval_step`` sums the statistics over all processes' devices and
+every process reads the same totals — the metrics of the whole validation set.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ def evaluate(eval_step, state, source, collection, mesh, epoch: int,
     k = jnp.asarray(epoch, jnp.int32)
     for batch in source.eval_batches():
         acc = eval_step(state, parallel.put_batch(batch, sharding), acc, k)
-    acc = jax.device_get(acc)
+    acc = parallel.to_host(acc)  # replicated totals over every process's rows
     out, states = [], []
     for t in range(trials or 1):
         a = acc if trials is None else jax.tree_util.tree_map(lambda x, t=t: x[t], acc)

@@ -3,6 +3,12 @@
 * ``PreemptionGuard`` turns SIGTERM and SIGINT into a flag the training loop polls
   after every step; the loop then saves a checkpoint at the exact step and exits,
   and the same command resumes there. A second signal exits at once.
+  The flag is per process. In a multi-process run (``launch/local_multiprocess.sh``,
+  ``launch/slurm.sbatch``) a signal may reach only one process, so the loop makes it
+  everyone's: each step carries every process's flag into the jitted step
+  (``parallel.process_flags``) and returns their OR; all processes read it one step
+  later and save that same step together (``loop.train_epoch``); at an epoch's end
+  ``parallel.any_process`` agrees in the same way.
 * ``NonFiniteError``: raised when a step produced a NaN/Inf loss or gradient and
   ``config.train.nonfinite`` is ``'stop'``; the bad update is never applied
   (the step function keeps the previous parameters), so the last checkpoint and

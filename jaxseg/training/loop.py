@@ -47,7 +47,7 @@ FRESH_META = {"epoch": 0, "epoch_step": 0, "loss_sum": 0.0, "finite_steps": 0, "
 
 
 def _host_float(x) -> float:
-    return float(np.asarray(jax.device_get(x)).reshape(-1)[0])
+    return float(parallel.to_host(x).reshape(-1)[0])
 
 
 class _EpochAccumulator:
@@ -67,7 +67,7 @@ class _EpochAccumulator:
 
     def host(self) -> dict:
         """Plain Python numbers (lists of them for vectorised trials), JSON-ready."""
-        return {k: np.asarray(v).tolist() for k, v in jax.device_get(
+        return {k: v.tolist() for k, v in parallel.to_host(
             {"loss_sum": self.loss_sum, "finite_steps": self.finite_steps,
              "first_bad": self.first_bad}).items()}
 
@@ -106,14 +106,19 @@ class Run:
     def step(self) -> int:
         return int(_host_float(self.state.step))
 
-    def result(self, preempted_by: int | None = None) -> dict | list[dict]:
-        recs = [dict(r, preempted=True, signal=preempted_by) for r in self.records] if preempted_by \
-            else self.records
+    def result(self, preempted: bool = False, signum: int | None = None) -> dict | list[dict]:
+        """The last record(s); ``preempted`` marks a run stopped by a signal (``signum``: the one this
+        process received — None on the processes of a multi-process run that received none)."""
+        recs = [dict(r, preempted=True, signal=signum) for r in self.records] if preempted else self.records
         return recs[0] if self.trials is None else recs
 
 
 def _compiled_steps(model, tx, loss_fn, collection, augment, trials: int | None, mode: str):
-    """The jitted ``train_step(state, batch, epoch)`` and ``eval_step(state, batch, acc, epoch)``."""
+    """The jitted ``train_step(state, batch, epoch, stop_flags)`` and ``eval_step(state, batch, acc, epoch)``.
+
+    ``stop_flags`` (``parallel.process_flags``: each process's "a signal arrived" on its devices) comes
+    back as ``out['stop']``, their OR — the same on every process, so all stop at the same step.
+    """
     if trials is None:
         train_step = make_train_step(model, tx, loss_fn, augment)
         eval_step = make_eval_step(model, loss_fn, collection, mode)
@@ -125,7 +130,11 @@ def _compiled_steps(model, tx, loss_fn, collection, augment, trials: int | None,
                 batch = augment(batch, state.step[0])
             return trials_step(state, batch, epoch)
         eval_step = jax.vmap(make_eval_step(model, loss_fn, collection, mode), in_axes=(0, None, 0, None))
-    return jax.jit(train_step, donate_argnums=(0,)), jax.jit(eval_step, donate_argnums=(2,))
+
+    def train_step_agreeing(state, batch, epoch, stop_flags):
+        state, out = train_step(state, batch, epoch)
+        return state, dict(out, stop=jnp.any(stop_flags))
+    return jax.jit(train_step_agreeing, donate_argnums=(0,)), jax.jit(eval_step, donate_argnums=(2,))
 
 
 def set_up(config: ml_collections.ConfigDict, workdir: str | Path, trials: int | None) -> Run:
@@ -175,7 +184,7 @@ def set_up(config: ml_collections.ConfigDict, workdir: str | Path, trials: int |
     return Run(config=config, workdir=wd, trials=trials, mesh=mesh, source=source, collection=collection,
                state=state, train_step=train_step, eval_step=eval_step, loss_fn=loss_fn,
                checkpointer=ckpt_lib.Checkpointer(safe_path(wd, "checkpoints")), log_dirs=log_dirs,
-               is_main=jax.process_index() == 0, records=[{} for _ in log_dirs])
+               is_main=parallel.is_main_process(), records=[{} for _ in log_dirs])
 
 
 def resume(run: Run) -> dict:
@@ -235,22 +244,28 @@ def check_finite(run: Run, acc: _EpochAccumulator) -> None:
 
 def train_epoch(run: Run, epoch: int, skip: int, acc: _EpochAccumulator, guard: PreemptionGuard) -> dict | None:
     """Trains epoch ``epoch`` from its step ``skip``; returns timing and the last step's outputs, or
-    None when a signal stopped the run mid-epoch (after saving a checkpoint at that step)."""
+    None when a signal stopped the run mid-epoch (after saving a checkpoint at that step).
+
+    One process stops after the step during which the signal arrived. With several, a signal
+    received by any of them rides into the next step as its flag (``parallel.process_flags``); each
+    process reads that step's ``out['stop']`` (the OR over processes) one step later, so all of them
+    save the same step and exit — no extra collective, no host sync beyond one step behind.
+    """
+    several = jax.process_count() > 1
     cfg, steps = run.config, run.source.steps_per_epoch
     k = jnp.asarray(epoch, jnp.int32)
     sharding = parallel.batch_sharding(run.mesh)
     t0, wait = time.perf_counter(), 0.0
     bar = tqdm(total=steps, initial=skip, leave=False, dynamic_ncols=True, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
                disable=not run.is_main or not cfg.train.progress)
-    batches = run.source.train_batches(epoch)
-    for _ in range(skip):  # resumed mid-epoch: the same batches, already trained on
-        next(batches)
-    last_loss, out = None, {}
+    batches = run.source.train_batches(epoch, start_step=skip)  # resumed mid-epoch: from step `skip` on
+    last_loss, out, agreed = None, {}, None
     for i in range(skip, steps):
         tw = time.perf_counter()
         batch = parallel.put_batch(next(batches), sharding)
         wait += time.perf_counter() - tw
-        run.state, out = run.train_step(run.state, batch, k)
+        run.state, out = run.train_step(run.state, batch, k, parallel.process_flags(guard.requested, run.mesh))
+        stop_previous, agreed = agreed, out.pop("stop")
         acc.add(out)
         if last_loss is not None and i % cfg.train.log_every == 0:
             loss_now = np.asarray(jax.device_get(last_loss))  # previous step: done already
@@ -258,12 +273,14 @@ def train_epoch(run: Run, epoch: int, skip: int, acc: _EpochAccumulator, guard: 
             check_finite(run, acc)
         last_loss = out["loss"]
         bar.update(1)
-        if guard.requested and i + 1 < steps:  # at the epoch's end: finish it first
+        stop = bool(stop_previous) if several and stop_previous is not None else guard.requested and not several
+        if stop and i + 1 < steps:  # at the epoch's end: finish it first
             save(run, epoch, i + 1, acc, False)
             run.checkpointer.wait()
             bar.close()
-            print(f"saved step {run.step} to {run.workdir / 'checkpoints'}; run the same command to resume",
-                  file=sys.stderr)
+            if run.is_main:
+                print(f"saved step {run.step} to {run.workdir / 'checkpoints'}; run the same command to resume",
+                      file=sys.stderr)
             return None
     bar.close()
     check_finite(run, acc)
@@ -275,7 +292,7 @@ def epoch_records(run: Run, epoch: int, acc: _EpochAccumulator, trained: dict, v
     """One ``metrics.jsonl`` record per trial for a finished, evaluated epoch."""
     h = acc.host()
     train_time = trained["train_time"]
-    aux = {n: np.atleast_1d(np.asarray(jax.device_get(v))) for n, v in trained["out"].items()
+    aux = {n: np.atleast_1d(v) for n, v in parallel.to_host(trained["out"]).items()
            if n not in ("loss", "finite", "step")}
     records = []
     for t, val in enumerate(vals):
@@ -329,7 +346,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     T sequential runs. They share one checkpoint in ``workdir/checkpoints`` (the "best"
     one by the mean metric over trials) and log to ``workdir/trial_<t>/``; a list of
     records, one per trial, is returned. A record has ``preempted=True`` when a
-    SIGTERM/SIGINT stopped the run after saving a checkpoint.
+    SIGTERM/SIGINT stopped the run after saving a checkpoint — in a multi-process run a
+    signal to any process stops all of them at the same step (``train_epoch``).
+    Every process returns the same records; only process 0 writes logs.
     """
     run = set_up(config, workdir, vectorized_trials)
     meta = resume(run)
@@ -341,7 +360,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
                 else _EpochAccumulator(run.trials)
             trained = train_epoch(run, epoch, skip, acc, guard)
             if trained is None:
-                return run.result(guard.signum)
+                close(run)
+                return run.result(True, guard.signum)
             skip = 0
             t_eval = time.perf_counter()
             vals, stats = evaluate(run.eval_step, run.state, run.source, run.collection, run.mesh, epoch,
@@ -352,8 +372,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
             run.records = epoch_records(run, epoch, acc, trained, vals, time.perf_counter() - t_eval)
             checkpoint_epoch(run, epoch)
             log_epoch(run, epoch, vals)
-            if guard.requested:
-                run.checkpointer.wait()
-                return run.result(guard.signum)
+            if parallel.any_process(guard.requested, run.mesh):  # every process stops after this epoch
+                close(run)
+                return run.result(True, guard.signum)
     close(run)
     return run.result()

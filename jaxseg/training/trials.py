@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jax
 import ml_collections
 
 from jaxseg.training.run_log import MetricsLog
@@ -48,7 +49,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path):
             records.append(train_and_evaluate(trial_config, safe_path(wd, f"trial_{t}")))
             if records[-1].get("preempted"):  # the same command resumes this trial, then the rest
                 break
-    if not any(r.get("preempted") for r in records):
+    if not any(r.get("preempted") for r in records) and jax.process_index() == 0:  # one writer of several
         write_summary(config, wd)
     return records
 

@@ -6,6 +6,8 @@ symlink planted to redirect checkpoints or logs elsewhere).
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 from jaxseg.errors import JaxsegError
@@ -21,7 +23,7 @@ def prepare_workdir(workdir: str | Path) -> Path:
     wd = Path(workdir)
     try:
         wd.mkdir(parents=True, exist_ok=True)
-        probe = wd / ".write_test"
+        probe = wd / f".write_test.{socket.gethostname()}.{os.getpid()}"  # several processes probe at once
         probe.write_text("ok")
         probe.unlink()
     except OSError as e:

@@ -288,3 +288,87 @@ def load(config, process_index: int = 0, process_count: int = 1):
 def cache_dir(data_config) -> str:
     """``config.data.cache_dir``, or TFDS's usual ``~/tensorflow_datasets`` when empty."""
     return os.path.expanduser(data_config.get("cache_dir", "") or "~/tensorflow_datasets")
+
+
+# ---------------------------------------------------------------- streaming shards (jaxseg.data.streaming)
+
+SHARD_FORMAT = 1  # bump when what a record holds changes
+
+
+def _built_task(task: str) -> str:
+    return "lung" if task == "lung" else "infection"  # the class tasks come from the infection build's masks
+
+
+def shard_plan(config):
+    """Every example of every split and category of the prepared TFDS copy, resized to ``image_size`` and
+    with the task's masks (as :func:`load_split` and :func:`load`), with split, category, file name and
+    whether the build's mask has foreground (the folds' strata)."""
+    from jaxseg.data import streaming
+
+    d = config.data
+    built, skip = _built_task(d.task), bool(d.get("skip_bad_files", False))
+    if not os.path.isdir(d.root):
+        raise DataError(d.root or "<config.data.root is empty>", DOWNLOAD_HELP)
+    if d.task not in tasks.CLASSES:
+        raise ValueError(f"unknown COVID-QU-Ex task {d.task!r}; available: {', '.join(tasks.CLASSES)}")
+    record = cache_record(d.root, built, skip)
+    source = dict(record, format=SHARD_FORMAT, params=dict(record["params"], build=built, task=d.task,
+                                                           image_size=d.image_size))
+    size = d.image_size
+
+    def open_():
+        builder = prepare(d.root, built, cache_dir(d), skip)
+        total = sum(builder.info.splits[s].num_examples for s in SPLITS)
+        return total, examples(builder)
+
+    def examples(builder):
+        for split_no, split in enumerate(SPLITS):
+            for ex in tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)):
+                image = io.resize(ex["image"][..., 0], size, False)[..., None]
+                mask = io.resize(ex["mask"][..., 0], size, True)
+                if d.task in ("infection", "lung"):
+                    task_mask = mask[..., None]
+                else:
+                    task_mask = tasks.class_masks(d.task, io.resize(ex["lung_mask"][..., 0], size, True), mask)
+                yield {"image": image, "mask": task_mask}, {
+                    "split": split_no, "category": int(ex["category"]), "file_name": ex["file_name"].decode(),
+                    "fg": bool(mask.any()), "fg1": False}
+
+    return streaming.Plan("covid_qu_ex", source, open_)
+
+
+def shard_split(reader, config):
+    """The official Train/Val split, or Train+Val+Test pooled and split by ``val_fraction`` or fold k of
+    num_folds (stratified by infection present), over the chosen ``categories`` — as :func:`load`."""
+    from jaxseg.data import folds, streaming
+
+    d, meta = config.data, reader.meta
+    built = _built_task(d.task)
+    categories = tuple(d.get("categories", None) or (("COVID-19",) if built == "infection" else CATEGORIES))
+    keep = np.isin(np.asarray(meta["category"]), [CATEGORIES.index(c) for c in categories])
+    split_of, names = np.asarray(meta["split"]), meta["file_name"]
+
+    def get(split_no):  # one split's examples sorted by file name, as load_split sorts them
+        return np.array(sorted(np.flatnonzero((split_of == split_no) & keep), key=lambda i: names[i].encode()),
+                        np.int64)
+
+    if d.val_fraction is None and not folds.cross_validating(d):
+        return streaming.Split(get(0), get(1))
+    pooled = np.concatenate([get(s) for s in range(len(SPLITS))])
+    strata = np.asarray(meta["fg"], bool)[pooled] if folds.cross_validating(d) else None
+    train, val = folds.split(len(pooled), d, strata)
+    return streaming.Split(pooled[train], pooled[val])
+
+
+def in_memory_bytes(config) -> int:
+    """The uint8 arrays the in-memory path holds: the chosen categories' images × size² × (1 + classes);
+    counted from the file listing (no decoding)."""
+    d = config.data
+    built = _built_task(d.task)
+    if not os.path.isdir(d.root):
+        return 0  # the loader reports the missing data
+    categories = set(d.get("categories", None) or (("COVID-19",) if built == "infection" else CATEGORIES))
+    rows = cache.fingerprint(d.root, under=task_folder(d.root, built))
+    images = sum(1 for name, *_ in rows if name.split("/")[-2:-1] == ["images"]
+                 and name.split("/")[-3] in categories)
+    return images * d.image_size ** 2 * (1 + tasks.CLASSES.get(d.task, 1))

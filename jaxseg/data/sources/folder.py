@@ -219,3 +219,97 @@ def load(config, process_index: int = 0, process_count: int = 1):
 
     train, val, _ = load_arrays(config)
     return source_from_arrays(train, val, config, process_index, process_count)
+
+
+# ---------------------------------------------------------------- streaming shards (jaxseg.data.streaming)
+
+SHARD_FORMAT = 1  # bump when what a record holds changes
+
+
+def _shape_kwargs(config) -> dict:
+    d, model = config.data, config.get("model", {})
+    return dict(size=d.image_size, channels=d.get("channels", 1), num_classes=model.get("num_classes", 1),
+                mode=model.get("mode") or "binary", ignore_index=d.get("ignore_index"))
+
+
+def _pairs(config):
+    d, kw = config.data, _shape_kwargs(config)
+    mask_dirs = class_folders(d.root, kw["num_classes"], d.get("class_names") or ()) \
+        if kw["mode"] == "multilabel" else None
+    return match_pairs(d.root, mask_dirs)
+
+
+def _pool(root: str, pairs):
+    """The pairs a training run can use: all of them, or with splits/train.txt and val.txt only those listed."""
+    val_list, train_list = (os.path.join(root, "splits", f) for f in ("val.txt", "train.txt"))
+    if not (os.path.exists(val_list) and os.path.exists(train_list)):
+        return pairs
+    stems = [p[0] for p in pairs]
+    listed = set(read_split_list(val_list, stems)) | set(read_split_list(train_list, stems))
+    return [p for p in pairs if p[0] in listed]
+
+
+def _folds_with_lists(root: str):
+    raise ConfigError(f"config.data.num_folds is set but {os.path.join(root, 'splits', 'val.txt')} "
+                      "fixes the validation set; remove the splits/ lists or leave num_folds unset")
+
+
+def shard_plan(config):
+    """Every usable pair decoded and checked as in memory (``read_pair``), in name order, with its stem
+    and foreground flags; the key holds the root's fingerprint and every parameter shaping a record."""
+    from jaxseg.data import cache, streaming
+
+    d, kw = config.data, _shape_kwargs(config)
+    pairs = _pairs(config)
+    if folds.cross_validating(d) and os.path.exists(os.path.join(d.root, "splits", "val.txt")):
+        _folds_with_lists(d.root)
+    pool = _pool(d.root, pairs)
+    skip = bool(d.get("skip_bad_files", False))
+    params = {"image_size" if k == "size" else k: v for k, v in kw.items()}  # config.data's names
+    params.update(skip_bad_files=skip, class_names=list(d.get("class_names") or ()))
+    source = cache.source_record("folder", SHARD_FORMAT, d.root, params)
+
+    def one(pair):
+        try:
+            image, mask, weight = read_pair(pair[1], pair[2], kw["size"], kw["channels"], kw["num_classes"],
+                                            kw["mode"], kw["ignore_index"])
+        except DataError as e:
+            if not skip:
+                raise
+            return str(e)
+        example = {"image": image, "mask": mask}
+        if weight is not None:
+            example["pixel_weight"] = weight
+        return example, {"stem": pair[0], **streaming.foreground_flags(mask)}
+
+    return streaming.Plan("folder", source, lambda: (len(pool), streaming.ordered_map(one, pool)),
+                          extra={"stems": [p[0] for p in pairs]})
+
+
+def shard_split(reader, config):
+    """The in-memory split over the shards' examples: split lists or a seeded ``val_fraction`` of all
+    pairs (bad ones then left out), or fold k of num_folds over the readable pairs."""
+    from jaxseg.data import streaming
+
+    d, kw = config.data, _shape_kwargs(config)
+    kept = reader.meta["stem"]
+    if folds.cross_validating(d):
+        if os.path.exists(os.path.join(d.root, "splits", "val.txt")):
+            _folds_with_lists(d.root)
+        train, val = folds.split(len(kept), d, streaming.strata(reader.meta, kw["mode"], reader.shapes()["mask"][-1]))
+    else:
+        position = {s: i for i, s in enumerate(kept)}
+        train_stems, val_stems = split_stems(d.root, reader.index["stems"], d.val_fraction, d.get("seed", 0))
+        train = [position[s] for s in train_stems if s in position]
+        val = [position[s] for s in val_stems if s in position]
+    for name, idx in (("training", train), ("validation", val)):
+        if not len(idx):
+            raise DataError(os.path.join(d.root, "images"), f"no readable image/mask pairs for {name}")
+    return streaming.Split(np.asarray(train, np.int64), np.asarray(val, np.int64))
+
+
+def in_memory_bytes(config) -> int:
+    """The uint8 arrays the in-memory path holds: pairs × size² × (image channels + mask channels [+ 1])."""
+    kw = _shape_kwargs(config)
+    per_pixel = kw["channels"] + max(1, kw["num_classes"]) + (kw["ignore_index"] is not None)
+    return len(_pairs(config)) * kw["size"] ** 2 * per_pixel

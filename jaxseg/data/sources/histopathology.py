@@ -525,3 +525,105 @@ def load(config, process_index: int = 0, process_count: int = 1):
     return source_from_arrays({k: v[train_idx] for k, v in arrays.items()},
                               {k: v[val_idx] for k, v in arrays.items()}, config,
                               process_index, process_count, sample_weights=weights, crop_size=d.image_size)
+
+
+# ---------------------------------------------------------------- streaming shards (jaxseg.data.streaming)
+
+SHARD_FORMAT = 1  # bump when what a record holds changes
+
+
+def iter_cache(folder: str, index: dict):
+    """The cached patches of one slide, one at a time: (image (P,P,3) uint8, labels (P,P) uint8)."""
+    import tensorflow as tf
+
+    p = index["config"]["patch_size"]
+    spec = {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.string)}
+    files = [os.path.join(folder, s) for s in index["shards"]]
+    n = 0
+    for rec in tf.data.TFRecordDataset(files).map(lambda r: tf.io.parse_single_example(r, spec)).as_numpy_iterator():
+        yield np.frombuffer(rec["image"], np.uint8).reshape(p, p, 3), np.frombuffer(rec["label"], np.uint8).reshape(p, p)
+        n += 1
+    if n != len(index["patches"]):
+        raise DataError(folder, f"patch cache holds {n} patches, index.json lists {len(index['patches'])}; "
+                                "delete the folder")
+
+
+def _shard_settings(config):
+    d = config.data
+    return (d, TilingConfig.from_config(d), config.get("model", {}).get("num_classes", 1), d.get("ignore_index"),
+            bool(d.get("skip_bad_files", False)))
+
+
+def shard_plan(config):
+    """Every cached patch of every usable slide (tiled first where needed), with its masks as in memory
+    (``masks_from_labels``), its slide and whether it has positive pixels; the key holds the slides' and
+    labels' fingerprints, the tiling parameters, classes, ignore label and ``skip_bad_files``."""
+    from jaxseg.data import streaming
+
+    d, cfg, num_classes, ignore, skip = _shard_settings(config)
+    pairs = find_slides(d.root)
+    params = dict(dataclasses.asdict(cfg), num_classes=num_classes, ignore_index=ignore, skip_bad_files=skip)
+    source = cache.source_record("histopathology", SHARD_FORMAT, d.root, params,
+                                 paths=[p for pair in pairs for p in pair])
+    extra = {"names": [], "slide_errors": []}
+
+    def open_():
+        usable = []
+        for slide_path, label_path in pairs:
+            try:
+                folder, index = cached_patches(slide_path, label_path, cfg, cache.cache_root(d))
+                if num_classes > 1:  # a bad label stops the slide before any of its patches is written
+                    for _, lab in iter_cache(folder, index):
+                        masks_from_labels(lab[None], cfg, num_classes, label_path, ignore)
+            except DataError as e:
+                if not skip:
+                    raise
+                extra["slide_errors"].append(str(e))
+                log.warning("skipped bad slide: %s", e)
+                continue
+            usable.append((folder, index, label_path))
+            extra["names"].append(os.path.splitext(os.path.basename(slide_path))[0])
+        if not usable:
+            raise DataError(os.path.join(d.root, "slides"), "no usable slide; skipped: "
+                            + "; ".join(extra["slide_errors"]))
+        return sum(len(u[1]["patches"]) for u in usable), examples(usable)
+
+    def examples(usable):
+        for slide_no, (folder, index, label_path) in enumerate(usable):
+            for i, (img, lab) in enumerate(iter_cache(folder, index)):
+                mask, weight = masks_from_labels(lab[None], cfg, num_classes, label_path, ignore)
+                example = {"image": img, "mask": mask[0]}
+                if weight is not None:
+                    example["pixel_weight"] = weight[0]
+                yield example, {"slide": slide_no, "positive": index["patches"][i]["positive"] > 0}
+
+    return streaming.Plan("histopathology", source, open_, extra=extra)
+
+
+def shard_split(reader, config):
+    """``split_patches`` over the shards' patches, weights for ``sampling='weighted'``, validation crops."""
+    from jaxseg.data import streaming
+
+    d, cfg, *_ = _shard_settings(config)
+    errors = reader.index.get("slide_errors", [])
+    if errors:
+        print(f"histopathology: left out {len(errors)} bad slide(s):\n  " + "\n  ".join(errors), file=sys.stderr)
+    positive = np.asarray(reader.meta["positive"], bool)
+    train, val = split_patches(np.asarray(reader.meta["slide"], np.int64), reader.index["names"], d, positive)
+    weights = None
+    if cfg.sampling == "weighted":
+        w_neg, w_pos = d.get("sampling_weights", (1.0, 5.0))
+        weights = np.where(positive[train], w_pos, w_neg)
+    return streaming.Split(train, val, weights, {"crop_size": d.image_size})
+
+
+def in_memory_bytes(config) -> int:
+    """The uint8 patch arrays the in-memory path holds (tiling the slides first, as either path must)."""
+    d, cfg, num_classes, ignore, _ = _shard_settings(config)
+    patches = 0
+    for slide_path, label_path in find_slides(d.root):
+        try:
+            patches += len(cached_patches(slide_path, label_path, cfg, cache.cache_root(d))[1]["patches"])
+        except DataError:
+            continue  # the loader reports it (or skips the slide)
+    return patches * cfg.patch_size ** 2 * (3 + max(1, num_classes) + (ignore is not None))

@@ -94,3 +94,47 @@ def generate(count: int, size: int, task: str = "infection", seed: int = 0, star
         images[i, ..., 0] = img
         masks[i] = class_masks(task, lung, inf)
     return images, masks
+
+
+# ---------------------------------------------------------------- streaming shards (jaxseg.data.streaming)
+
+SHARD_FORMAT = 1  # bump when the phantoms or what a record holds change
+
+
+def shard_plan(config):
+    """The pool of ``num_train + num_val`` phantoms (phantom ``i`` from (seed, i)), image float32, mask uint8."""
+    from jaxseg.data import streaming
+
+    d = config.data
+    count = d.num_train + d.num_val
+    generate(0, d.image_size, d.task)  # checks task and size before anything is written
+    params = {"count": count, "image_size": d.image_size, "task": d.task, "seed": d.seed}
+    source = {"kind": "synthetic", "format": SHARD_FORMAT, "root": "", "params": params, "files": []}
+
+    def examples():
+        for i in range(count):
+            image, mask = generate(1, d.image_size, d.task, seed=d.seed, start=i)
+            mask = mask[0].astype(np.uint8)  # {0,1}: served as float32 again, the same values
+            yield {"image": image[0], "mask": mask}, streaming.foreground_flags(mask)
+
+    return streaming.Plan("synthetic", source, lambda: (count, examples()))
+
+
+def shard_split(reader, config):
+    """Phantoms 0..num_train-1 train and the rest validate, or fold k of num_folds (as in memory)."""
+    from jaxseg.data import folds, streaming
+
+    d = config.data
+    if reader.count != d.num_train + d.num_val:
+        raise ValueError(f"{reader.folder} holds {reader.count} phantoms, not {d.num_train + d.num_val}")
+    if folds.cross_validating(d):
+        mode = config.model.get("mode") or "binary"
+        train, val = folds.split(reader.count, d, streaming.strata(reader.meta, mode, TASKS[d.task]))
+        return streaming.Split(train, val)
+    return streaming.Split(np.arange(d.num_train), np.arange(d.num_train, reader.count))
+
+
+def in_memory_bytes(config) -> int:
+    """The float32 image and mask arrays the in-memory path holds."""
+    d = config.data
+    return (d.num_train + d.num_val) * d.image_size ** 2 * (1 + TASKS.get(d.task, 1)) * 4
