@@ -17,26 +17,12 @@ from __future__ import annotations
 import sys
 
 from absl import app, flags
-from ml_collections import config_flags
 
 from jaxseg.cli import entry
+from jaxseg.cli.config_flag import CONFIG, none_strings_to_none
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (file.py[:variant]) naming the dataset.",
-                                          lock_config=True)
+_CONFIG = CONFIG
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar while writing.")
-
-
-def none_strings_to_none(config) -> None:
-    """``--config.x=None`` on a field that may be None means None (as the trainer reads it)."""
-    for key in list(config.keys()):
-        value = config[key]
-        if hasattr(value, "keys"):
-            none_strings_to_none(value)
-        elif isinstance(value, str) and value == "None":
-            try:
-                config[key] = None
-            except TypeError:  # a field that must be a string: the config check names the bad value
-                pass
 
 
 def main(argv) -> int:

@@ -14,32 +14,17 @@ from __future__ import annotations
 import sys
 
 from absl import app, flags
-from ml_collections import config_flags
 
 from jaxseg.cli import entry
+from jaxseg.cli.config_flag import CONFIG, none_strings_to_none
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file (file.py[:variant]).",
-                                          lock_config=True)
+_CONFIG = CONFIG
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and metrics.")
 
 
 def format_record(record: dict) -> str:
     return "final: " + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                                 for k, v in record.items())
-
-
-def none_strings_to_none(config) -> None:
-    """``--config.x=None`` gives the string 'None' for a string field; where the field may be None
-    (a placeholder), it becomes None — what the user meant."""
-    for key in list(config.keys()):
-        value = config[key]
-        if hasattr(value, "keys"):
-            none_strings_to_none(value)
-        elif isinstance(value, str) and value == "None":
-            try:
-                config[key] = None
-            except TypeError:  # a field that must be a string: config_check names the bad value
-                pass
 
 
 def main(argv) -> int:
