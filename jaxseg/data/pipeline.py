@@ -20,20 +20,9 @@ from typing import Callable, Iterator, Mapping
 import numpy as np
 import tensorflow as tf  # the data layer only (docs/architecture.md); jaxseg.runtime keeps it off GPUs
 
-from jaxseg.errors import ConfigError
+from jaxseg.data.batching import BatchPlan, epoch_permutation, epoch_sample  # noqa: F401 (re-exported)
 
 Batch = dict[str, np.ndarray]
-
-
-def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
-    """The training order of epoch ``epoch``: a permutation depending on (seed, epoch) only."""
-    return np.random.default_rng([seed, epoch, 0x5E6]).permutation(n)
-
-
-def epoch_sample(weights: np.ndarray, seed: int, epoch: int) -> np.ndarray:
-    """``len(weights)`` indices drawn with replacement, P(i) proportional to ``weights[i]``."""
-    p = np.asarray(weights, np.float64)
-    return np.random.default_rng([seed, epoch, 0x5E7]).choice(len(p), size=len(p), p=p / p.sum())
 
 
 def seeded_split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -64,7 +53,7 @@ def _np_float(batch):
     return _as_float(batch, lambda x: x.astype(np.float32), lambda x, f: x * np.float32(f) if f != 1.0 else x)
 
 
-class ArraySource:
+class ArraySource(BatchPlan):
     """Train/validation batches from dicts of NHWC arrays.
 
     Args:
@@ -85,23 +74,12 @@ class ArraySource:
                  batch_size: int, seed: int = 0, augment: Callable | None = None,
                  process_index: int = 0, process_count: int = 1,
                  sample_weights: np.ndarray | None = None, augment_config=None):
-        self.sample_weights = None if sample_weights is None else np.asarray(sample_weights, np.float64)
+        self._set_plan(batch_size, seed, process_index, process_count, sample_weights)
         self.train = {k: np.asarray(v) for k, v in train.items()}
         self.val = {k: np.asarray(v) for k, v in val.items()}
-        self.batch_size = int(batch_size)
-        self.seed = int(seed)
         self.augment = augment
         self.augment_config = augment_config
-        self.process_index, self.process_count = process_index, process_count
-        if self.batch_size % process_count:
-            raise ValueError(f"batch_size {batch_size} is not divisible by the {process_count} processes")
-        if self.num_train < self.batch_size:
-            raise ConfigError(f"the training set has {self.num_train} examples, fewer than one batch of "
-                              f"{self.batch_size} (config.train.batch_size): lower the batch size or add data")
-        if self.sample_weights is not None and (
-                self.sample_weights.shape != (self.num_train,) or (self.sample_weights < 0).any()
-                or not self.sample_weights.sum() > 0):
-            raise ValueError(f"sample_weights must be {self.num_train} non-negative numbers, not all zero")
+        self._check_plan()
 
     @property
     def num_train(self) -> int:
@@ -112,14 +90,6 @@ class ArraySource:
         return len(self.val["image"])
 
     @property
-    def steps_per_epoch(self) -> int:
-        return self.num_train // self.batch_size
-
-    @property
-    def eval_steps(self) -> int:
-        return -(-self.num_val // self.batch_size)
-
-    @property
     def image_shape(self) -> tuple[int, ...]:
         return tuple(self.train["image"].shape[1:])
 
@@ -127,30 +97,6 @@ class ArraySource:
     def mask_channels(self) -> int:
         """C of the (N, H, W, C) masks: the number of classes the data label."""
         return int(self.train["mask"].shape[-1])
-
-    @property
-    def local_batch_size(self) -> int:
-        """This process's rows of every global batch: ``batch_size / process_count``."""
-        return self.batch_size // self.process_count
-
-    def _rows(self) -> slice:
-        """Process p serves rows [p·n, (p+1)·n) of each global batch (n = ``local_batch_size``): the mesh
-        orders devices process by process, so these rows land on its own devices (``parallel.put_batch``)."""
-        n = self.local_batch_size
-        return slice(self.process_index * n, (self.process_index + 1) * n)
-
-    def epoch_indices(self, epoch: int) -> np.ndarray:
-        """(steps_per_epoch, batch_size) training example indices of epoch ``epoch``: row s is global batch s,
-        the same on every process (it depends on (seed, epoch) only)."""
-        if self.sample_weights is None:
-            perm = epoch_permutation(self.num_train, self.seed, epoch)
-        else:
-            perm = epoch_sample(self.sample_weights, self.seed, epoch)
-        return perm[: self.steps_per_epoch * self.batch_size].reshape(self.steps_per_epoch, self.batch_size)
-
-    def local_train_indices(self, epoch: int) -> np.ndarray:
-        """(steps_per_epoch, local_batch_size): the examples this process gathers in epoch ``epoch``."""
-        return self.epoch_indices(epoch)[:, self._rows()]
 
     def _train_tensors(self) -> dict:
         """The training arrays as TensorFlow tensors, made once (not copied again every epoch)."""
@@ -183,13 +129,6 @@ class ArraySource:
             ds = ds.map(lambda b: {k: v[rows] for k, v in b.items()})
         ds = ds.prefetch(tf.data.AUTOTUNE)
         yield from ds.as_numpy_iterator()
-
-    def local_eval_rows(self, step: int) -> tuple[int, int]:
-        """[start, stop) of the validation examples this process evaluates in eval batch ``step`` (its rows
-        of the global batch, cut at the end of the set; possibly empty)."""
-        n = self.local_batch_size
-        start = min(step * self.batch_size + self.process_index * n, self.num_val)
-        return start, min(start + n, self.num_val)
 
     def eval_batches(self) -> Iterator[Batch]:
         """Validation batches in order (this process's rows of each); padding marked by ``valid``.

@@ -48,6 +48,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from jaxseg.data import cache, shards
+from jaxseg.data.batching import BatchPlan
 from jaxseg.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -219,7 +220,7 @@ def _crop(batch: Batch, size: int | None) -> Batch:
     return center_crop(batch, size)
 
 
-class StreamingSource:
+class StreamingSource(BatchPlan):
     """Train/validation batches read from shards by index; the interface of ``pipeline.ArraySource``.
 
     Args:
@@ -237,25 +238,15 @@ class StreamingSource:
         self.reader = reader
         self.train_index = np.asarray(train, np.int64).reshape(-1)
         self.val_index = np.asarray(val, np.int64).reshape(-1)
-        self.sample_weights = None if sample_weights is None else np.asarray(sample_weights, np.float64)
-        self.batch_size, self.seed = int(batch_size), int(seed)
+        self._set_plan(batch_size, seed, process_index, process_count, sample_weights)
         self.augment, self.augment_config = augment, augment_config
-        self.process_index, self.process_count = process_index, process_count
         self.train_crop, self.val_crop = train_crop, val_crop
         shapes = reader.shapes()
         for size in {train_crop, val_crop} - {None}:
             h, w = shapes["image"][:2]
             if size > min(h, w):
                 raise ValueError(f"crop size {size} is larger than the {h}x{w} image records")
-        if self.batch_size % process_count:
-            raise ValueError(f"batch_size {batch_size} is not divisible by the {process_count} processes")
-        if self.num_train < self.batch_size:
-            raise ConfigError(f"the training set has {self.num_train} examples, fewer than one batch of "
-                              f"{self.batch_size} (config.train.batch_size): lower the batch size or add data")
-        if self.sample_weights is not None and (
-                self.sample_weights.shape != (self.num_train,) or (self.sample_weights < 0).any()
-                or not self.sample_weights.sum() > 0):
-            raise ValueError(f"sample_weights must be {self.num_train} non-negative numbers, not all zero")
+        self._check_plan()
 
     @property
     def num_train(self) -> int:
@@ -266,14 +257,6 @@ class StreamingSource:
         return len(self.val_index)
 
     @property
-    def steps_per_epoch(self) -> int:
-        return self.num_train // self.batch_size
-
-    @property
-    def eval_steps(self) -> int:
-        return -(-self.num_val // self.batch_size)
-
-    @property
     def image_shape(self) -> tuple[int, ...]:
         h, w, c = self.reader.shapes()["image"]
         return (self.train_crop, self.train_crop, c) if self.train_crop else (h, w, c)
@@ -281,30 +264,6 @@ class StreamingSource:
     @property
     def mask_channels(self) -> int:
         return int(self.reader.shapes()["mask"][-1])
-
-    @property
-    def local_batch_size(self) -> int:
-        """This process's rows of every global batch: ``batch_size / process_count``."""
-        return self.batch_size // self.process_count
-
-    def _rows(self) -> slice:
-        n = self.local_batch_size
-        return slice(self.process_index * n, (self.process_index + 1) * n)
-
-    def epoch_indices(self, epoch: int) -> np.ndarray:
-        """(steps_per_epoch, batch_size) training example indices of epoch ``epoch`` (positions in the
-        training set, as ``ArraySource.epoch_indices``; ``train_index`` maps them to records)."""
-        from jaxseg.data.pipeline import epoch_permutation, epoch_sample
-
-        if self.sample_weights is None:
-            order = epoch_permutation(self.num_train, self.seed, epoch)
-        else:
-            order = epoch_sample(self.sample_weights, self.seed, epoch)
-        return order[: self.steps_per_epoch * self.batch_size].reshape(self.steps_per_epoch, self.batch_size)
-
-    def local_train_indices(self, epoch: int) -> np.ndarray:
-        """(steps_per_epoch, local_batch_size): the examples this process reads in epoch ``epoch``."""
-        return self.epoch_indices(epoch)[:, self._rows()]
 
     def train_batches(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
         """Yields the host-local batches of epoch ``epoch`` from step ``start_step`` on; the batches
@@ -341,12 +300,6 @@ class StreamingSource:
         ds = tf.data.Dataset.range(start_step, steps).map(fetch, num_parallel_calls=READ_THREADS, deterministic=True)
         for batch in ds.prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
             yield {k: v[self._rows()] for k, v in batch.items()} if whole else batch
-
-    def local_eval_rows(self, step: int) -> tuple[int, int]:
-        """[start, stop) of the validation examples this process evaluates in eval batch ``step``."""
-        n = self.local_batch_size
-        start = min(step * self.batch_size + self.process_index * n, self.num_val)
-        return start, min(start + n, self.num_val)
 
     def _eval_batch(self, step: int) -> Batch:
         from jaxseg.data.pipeline import _np_float
