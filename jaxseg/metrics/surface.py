@@ -229,19 +229,25 @@ def balanced_average_hausdorff(pred, labels, on: str = "region", normalize: bool
 
 
 def modified_average_hausdorff(pred, labels, percentile: float = 95, on: str = "region",
-                               normalize: bool = False, spacing: Spacing = 1.0):
+                               normalize: bool = False, spacing: Spacing = 1.0, method: str = "auto"):
     """The thesis's MAHD: ½(mean_x d_q(x,Y) + mean_y d_q(y,X)) per image and class.
 
     d_q(x,Y) is the q-th percentile *in decreasing order* of {d(x,y) : y∈Y},
     i.e. numpy's ``percentile(·, 100 − q)`` (q = 95: a robust nearest distance;
-    q = 100 gives back the average Hausdorff distance). Exact; costs
-    O(HW · H · log HW) per image (see :mod:`jaxseg.metrics.percentile_distance`).
+    q = 100 gives back the average Hausdorff distance). Exact, by either kernel of
+    :mod:`jaxseg.metrics.percentile_distance` (the same values): ``method="sweep"`` (all
+    pixels at once through the distances in increasing order, stopping when every pixel of
+    X, resp. Y, has its value: ~35 ms per 256² lung-mask pair on a 2-core CPU) or
+    ``"bisect"`` (per-pixel binary search, O(HW · H · log HW): seconds on a CPU, ~5 ms per
+    image on an H200 in batches of 8); ``"auto"`` (default) takes the sweep on a CPU and
+    the binary search on an accelerator.
     ``pred``, ``labels``: (N, H, W, C) binary masks; returns float32 (N, C).
     """
     s = _spacing(spacing)
 
-    def combine(x, y):
-        return 0.5 * (_mean_percentile_distance(x, y, 100 - percentile, s)
-                      + _mean_percentile_distance(y, x, 100 - percentile, s))
+    def combine(x, y):  # both directions in one kernel call (one compiled sweep)
+        both = _mean_percentile_distance(jnp.stack([x, y]), jnp.stack([y, x]), 100 - percentile, s,
+                                         method=method)
+        return 0.5 * (both[0] + both[1])
 
     return _distance_metric("modified_average_hausdorff", combine, pred, labels, on, normalize, spacing)
