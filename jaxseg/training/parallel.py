@@ -23,6 +23,7 @@ On CPU the processes' collectives go through gloo (``jax_cpu_collectives_impleme
 
 from __future__ import annotations
 
+import functools
 import os
 
 import jax
@@ -110,11 +111,13 @@ def put_replicated(tree, mesh: Mesh):
     return jax.device_put(tree, replicated(mesh))
 
 
+@functools.lru_cache(maxsize=8)
 def process_flags(flag: bool, mesh: Mesh) -> jax.Array:
     """A global bool array, one entry per device, holding each process's ``flag`` on its devices.
 
     Passed into a jitted step, ``jnp.any`` of it is the OR over processes — the same
-    value on every process (how a SIGTERM received by one process stops them all).
+    value on every process (how a SIGTERM received by one process stops them all). Made once per
+    (flag, mesh): the train loop passes one every step.
     """
     local = np.full((len(mesh.local_devices),), bool(flag))
     return jax.make_array_from_process_local_data(batch_sharding(mesh), local)
