@@ -90,3 +90,13 @@ class BatchPlan:
         n = self.local_batch_size
         start = min(step * self.batch_size + self.process_index * n, self.num_val)
         return start, min(start + n, self.num_val)
+
+    def padded_eval_batch(self, batch: dict, step: int) -> dict:
+        """Eval batch ``step``'s rows (``local_eval_rows``) padded with zeros to ``local_batch_size``,
+        with ``valid`` marking the real ones, so padding never counts in a metric."""
+        n = self.local_batch_size
+        start, stop = self.local_eval_rows(step)
+        pad = n - (stop - start)
+        if pad:
+            batch = {k: np.concatenate([v, np.zeros((pad,) + v.shape[1:], v.dtype)]) for k, v in batch.items()}
+        return dict(batch, valid=np.arange(n) < stop - start)

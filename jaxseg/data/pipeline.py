@@ -136,17 +136,9 @@ class ArraySource(BatchPlan):
         Every process yields ``eval_steps`` batches of ``local_batch_size`` rows — the last ones padded
         with zeros and ``valid=False``, so padding never counts in a metric.
         """
-        n = self.local_batch_size
         for step in range(self.eval_steps):
             start, stop = self.local_eval_rows(step)
-            batch = _np_float({k: v[start:stop] for k, v in self.val.items()})
-            pad = n - (stop - start)
-            valid = np.arange(n) < stop - start
-            if pad:
-                batch = {k: np.concatenate([v, np.zeros((pad,) + v.shape[1:], v.dtype)])
-                         for k, v in batch.items()}
-            batch["valid"] = valid
-            yield batch
+            yield self.padded_eval_batch(_np_float({k: v[start:stop] for k, v in self.val.items()}), step)
 
 
 def source_from_arrays(train: Mapping[str, np.ndarray], val: Mapping[str, np.ndarray], config,

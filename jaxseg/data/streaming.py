@@ -305,12 +305,8 @@ class StreamingSource(BatchPlan):
         from jaxseg.data.pipeline import _np_float
 
         start, stop = self.local_eval_rows(step)
-        batch = _np_float(_crop(self.reader.read(self.val_index[start:stop]), self.val_crop))
-        pad = self.local_batch_size - (stop - start)
-        if pad:
-            batch = {k: np.concatenate([v, np.zeros((pad,) + v.shape[1:], v.dtype)]) for k, v in batch.items()}
-        batch["valid"] = np.arange(self.local_batch_size) < stop - start
-        return batch
+        return self.padded_eval_batch(_np_float(_crop(self.reader.read(self.val_index[start:stop]), self.val_crop)),
+                                      step)
 
     def eval_batches(self) -> Iterator[Batch]:
         """Validation batches in order (host-local rows); the last is padded and marked by ``valid``."""
